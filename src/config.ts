@@ -1,0 +1,128 @@
+/**
+ * The only reader of process.env. Every variable is parsed, validated and defaulted here, and
+ * start-up fails listing every bad one at once.
+ */
+export type Config = Readonly<{
+  port: number
+  host: string
+  logLevel: string
+  /** `sandbox` when neither IMGUR_CLIENT_ID nor IMGUR_API_URL is set: the built-in emulator is started. */
+  imgurMode: 'live' | 'sandbox'
+  imgurApiUrl: string
+  imgurClientId: string | undefined
+  imgurClientSecret: string | undefined
+  imgurRefreshToken: string | undefined
+  uploadConcurrency: number
+  perHostConcurrency: number
+  maxUrlsPerJob: number
+  maxPendingItems: number
+  maxImageBytes: number
+  fetchTimeoutMs: number
+  uploadTimeoutMs: number
+  fetchAllowPrivateNetworks: boolean
+  maxRedirects: number
+  retryMaxAttempts: number
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  maxRateLimitWaitMs: number
+  jobRetentionCount: number
+  jobRetentionMs: number
+  shutdownTimeoutMs: number
+  sandboxPort: number
+  sandboxPublicUrl: string
+}>
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  readonly problems: string[]
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.problems = problems
+  }
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = []
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim()
+    return value === '' ? undefined : value
+  }
+  const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = read(name)
+    if (raw === undefined) return fallback
+    const value = Number(raw)
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`Expected \`${name}\` to be an integer from ${min} to ${max}, got \`${raw}\``)
+      return fallback
+    }
+    return value
+  }
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = read(name)
+    if (raw === undefined) return fallback
+    if (/^(true|1|yes)$/i.test(raw)) return true
+    if (/^(false|0|no)$/i.test(raw)) return false
+    problems.push(`Expected \`${name}\` to be true or false, got \`${raw}\``)
+    return fallback
+  }
+  const httpUrl = (name: string, fallback: string): string => {
+    const raw = read(name) ?? fallback
+    const url = URL.parse(raw)
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) {
+      problems.push(`Expected \`${name}\` to be an http(s) URL without credentials, got \`${raw}\``)
+      return fallback
+    }
+    return url.href.replace(/\/+$/, '')
+  }
+
+  const logLevel = read('LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`Expected \`LOG_LEVEL\` to be one of ${LOG_LEVELS.join(', ')}, got \`${logLevel}\``)
+  }
+  const imgurClientId = read('IMGUR_CLIENT_ID')
+  const imgurClientSecret = read('IMGUR_CLIENT_SECRET')
+  const imgurRefreshToken = read('IMGUR_REFRESH_TOKEN')
+  if ((imgurClientSecret || imgurRefreshToken) && !(imgurClientId && imgurClientSecret && imgurRefreshToken)) {
+    problems.push(
+      'Expected `IMGUR_CLIENT_ID`, `IMGUR_CLIENT_SECRET` and `IMGUR_REFRESH_TOKEN` to be set together for account uploads',
+    )
+  }
+  const imgurMode = imgurClientId === undefined && read('IMGUR_API_URL') === undefined ? 'sandbox' : 'live'
+  const port = int('PORT', 3000, 0, 65535)
+  const sandboxPort = int('SANDBOX_PORT', 3001, 0, 65535)
+
+  const config: Config = {
+    port,
+    host: read('HOST') ?? '0.0.0.0',
+    logLevel,
+    imgurMode,
+    imgurApiUrl: httpUrl('IMGUR_API_URL', 'https://api.imgur.com'),
+    imgurClientId,
+    imgurClientSecret,
+    imgurRefreshToken,
+    uploadConcurrency: int('UPLOAD_CONCURRENCY', 8, 1, 1024),
+    perHostConcurrency: int('PER_HOST_CONCURRENCY', 4, 1, 1024),
+    maxUrlsPerJob: int('MAX_URLS_PER_JOB', 1000, 1, 100_000),
+    maxPendingItems: int('MAX_PENDING_ITEMS', 100_000, 1, 10_000_000),
+    maxImageBytes: int('MAX_IMAGE_BYTES', 10 * 1024 * 1024, 1),
+    fetchTimeoutMs: int('FETCH_TIMEOUT_MS', 30_000, 1),
+    uploadTimeoutMs: int('UPLOAD_TIMEOUT_MS', 60_000, 1),
+    fetchAllowPrivateNetworks: bool('FETCH_ALLOW_PRIVATE_NETWORKS', false),
+    maxRedirects: int('MAX_REDIRECTS', 5, 0, 20),
+    retryMaxAttempts: int('RETRY_MAX_ATTEMPTS', 4, 1, 100),
+    retryBaseDelayMs: int('RETRY_BASE_DELAY_MS', 500, 0),
+    retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 0),
+    maxRateLimitWaitMs: int('MAX_RATE_LIMIT_WAIT_MS', 10 * 60_000, 0),
+    jobRetentionCount: int('JOB_RETENTION_COUNT', 10_000, 1),
+    jobRetentionMs: int('JOB_RETENTION_MS', 24 * 3600_000, 1),
+    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+    sandboxPort,
+    sandboxPublicUrl: httpUrl('SANDBOX_PUBLIC_URL', `http://localhost:${sandboxPort}`),
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return Object.freeze(config)
+}
