@@ -1,0 +1,74 @@
+/** buildApp(deps): the Fastify instance with its routes and error handling. It never listens. */
+import { randomUUID } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyError } from 'fastify'
+import type { Logger } from 'pino'
+import type { Config } from './config.ts'
+import { isServiceError } from './errors.ts'
+import type { Scheduler } from './jobs/scheduler.ts'
+import type { JobStore } from './jobs/store.ts'
+import { routes } from './routes.ts'
+
+export type AppDeps = { config: Config; store: JobStore; queue: Scheduler; log: Logger }
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+/** Fastify's own errors that mean "bad request", with the code and words we answer them with. */
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type', 'send the body as Content-Type: application/json'],
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large', 'the request body is larger than 1 MiB'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'invalid_json', 'the request body is empty'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'invalid_json', 'the request body is not valid JSON'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'Content-Length does not match the body'],
+}
+
+export function buildApp({ config, store, queue, log }: AppDeps) {
+  const app = Fastify({
+    loggerInstance: log,
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    genReqId: (request) => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // JSON is the only body this API takes; Fastify would otherwise parse text/plain too.
+  app.removeContentTypeParser('text/plain')
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isServiceError(error) && error.statusCode !== undefined) {
+      if (error.retryAfterMs !== undefined) reply.header('retry-after', Math.ceil(error.retryAfterMs / 1000))
+      const body = { error: error.code, message: error.message, ...(error.details && { details: error.details }) }
+      return reply.code(error.statusCode).send(body)
+    }
+    if (error.validation) {
+      return reply.code(400).send({
+        error: 'invalid_body',
+        message: `invalid request: ${error.message}`,
+        details: { problems: error.validation.map((v) => ({ path: v.instancePath, problem: v.message })) },
+      })
+    }
+    const known = error.code ? CLIENT_ERRORS[error.code] : undefined
+    if (known) return reply.code(known[0]).send({ error: known[1], message: known[2] })
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.code(error.statusCode).send({ error: 'bad_request', message: error.message })
+    }
+    request.log.error({ err: error }, 'request failed')
+    return reply.code(500).send({ error: 'internal_error', message: 'internal error' })
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: 'not_found', message: `no route for ${request.method} ${request.url.slice(0, 256)}` })
+  })
+
+  app.register(routes, { store, queue, maxUrlsPerJob: config.maxUrlsPerJob })
+  return app
+}
+
+export type App = ReturnType<typeof buildApp>

@@ -1,0 +1,126 @@
+/**
+ * Jobs and items: plain data and the only functions that change them. Every item is in exactly
+ * one of the API's lists at every moment; a job's counters are kept in step so that reading a
+ * status never scans more than the job itself.
+ */
+import { randomUUID } from 'node:crypto'
+
+export type ItemState = 'pending' | 'complete' | 'failed'
+export type JobStatus = 'pending' | 'in-progress' | 'complete'
+export type Reason = { code: string; message: string }
+
+export type Item = {
+  /** The URL as submitted (what the API lists). */
+  readonly url: string
+  /** The normalised URL that is downloaded (the same string when they agree). */
+  readonly target: string
+  state: ItemState
+  attempts: number
+  link: string | undefined
+  reason: Reason | undefined
+  /** Set once the worker found these bytes already uploaded, and no quota was spent. */
+  reused: boolean
+}
+
+export type Job = {
+  readonly id: string
+  readonly created: number
+  finished: number | undefined
+  /** The job's own Imgur client id, when it brought one. Never serialised or logged. */
+  readonly clientId: string | undefined
+  readonly items: Item[]
+  started: boolean
+  pending: number
+}
+
+export function createJob(urls: readonly string[], targets: readonly string[], clientId?: string, now = Date.now()): Job {
+  const items = urls.map((url, index): Item => {
+    const target = targets[index] ?? url
+    return {
+      url,
+      target: target === url ? url : target,
+      state: 'pending',
+      attempts: 0,
+      link: undefined,
+      reason: undefined,
+      reused: false,
+    }
+  })
+  return { id: randomUUID(), created: now, finished: undefined, clientId, items, started: false, pending: items.length }
+}
+
+export function jobStatus(job: Job): JobStatus {
+  if (job.pending === 0) return 'complete'
+  return job.started ? 'in-progress' : 'pending'
+}
+
+export function startItem(job: Job, item: Item): void {
+  if (item.state !== 'pending') throw new Error(`cannot start an item that is ${item.state}`)
+  job.started = true
+  item.attempts += 1
+}
+
+export function completeItem(job: Job, item: Item, link: string, now = Date.now()): void {
+  settle(job, item, now)
+  item.state = 'complete'
+  item.link = link
+}
+
+export function failItem(job: Job, item: Item, reason: Reason, now = Date.now()): void {
+  settle(job, item, now)
+  item.state = 'failed'
+  item.reason = reason
+}
+
+function settle(job: Job, item: Item, now: number): void {
+  if (item.state !== 'pending') throw new Error(`item already ${item.state}`)
+  job.started = true
+  job.pending -= 1
+  if (job.pending === 0) job.finished = now
+}
+
+export type ItemView = {
+  url: string
+  state: ItemState
+  attempts: number
+  link?: string
+  reused?: boolean
+  reason?: Reason
+}
+
+export type JobView = {
+  id: string
+  created: string
+  finished: string | null
+  status: JobStatus
+  uploaded: { pending: string[]; complete: string[]; failed: string[] }
+  items: ItemView[]
+}
+
+/** The status document of the API: the three lists, plus `items` with each URL's link or reason. */
+export function viewJob(job: Job): JobView {
+  const pending: string[] = []
+  const complete: string[] = []
+  const failed: string[] = []
+  const items = job.items.map((item): ItemView => {
+    const view: ItemView = { url: item.url, state: item.state, attempts: item.attempts }
+    if (item.state === 'pending') pending.push(item.url)
+    else if (item.state === 'complete') {
+      complete.push(item.link as string)
+      view.link = item.link as string
+      if (item.reused) view.reused = true
+    } else {
+      failed.push(item.url)
+      view.reason = item.reason as Reason
+    }
+    return view
+  })
+  return {
+    id: job.id,
+    created: new Date(job.created).toISOString(),
+    finished: job.finished === undefined ? null : new Date(job.finished).toISOString(),
+    status: jobStatus(job),
+    uploaded: { pending, complete, failed },
+    items,
+  }
+}

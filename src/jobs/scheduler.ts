@@ -1,0 +1,279 @@
+/**
+ * The queue: decides which item runs next and how many at once. Jobs take turns (round-robin),
+ * so a small job submitted behind a large one starts as soon as a worker frees up; a host never
+ * has more than `perHostConcurrency` downloads at once; a credential whose Imgur budget is spent
+ * gets no new item until its reset. Waiting items hold no worker and no bytes.
+ */
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import { isServiceError, ServiceError } from '../errors.ts'
+import type { RateLimits } from '../imgur/rate-limits.ts'
+import { createJob, type Item, type Job, type Reason } from './model.ts'
+import { type RetryPolicy, retryDelay } from './retry.ts'
+import type { JobStore } from './store.ts'
+import type { Outcome } from './worker.ts'
+
+export type SchedulerOptions = {
+  concurrency: number
+  perHostConcurrency: number
+  maxPendingItems: number
+  maxRateLimitWaitMs: number
+  retry: RetryPolicy
+  now?: () => number
+}
+
+export type Work = (job: Job, item: Item, signal: AbortSignal, downloaded: () => void) => Promise<Outcome>
+
+export type SchedulerDeps = {
+  store: JobStore
+  limits: RateLimits
+  credentialKey: (clientId: string | undefined) => string
+  work: Work
+  log: Logger
+}
+
+/** A job that has items ready to start: those never tried (from `next`) and retries due now. */
+type Turn = { job: Job; key: string; next: number; retries: Item[] }
+
+export type SchedulerEvents = {
+  attempt: [{ job: Job; item: Item }]
+  settled: [{ job: Job; item: Item; outcome: 'complete' | 'failed'; code?: string }]
+  retry: [{ job: Job; item: Item; code: string; delayMs: number }]
+  idle: []
+}
+
+export class Scheduler extends EventEmitter<SchedulerEvents> {
+  readonly #options: SchedulerOptions
+  readonly #deps: SchedulerDeps
+  readonly #now: () => number
+  readonly #turns: Turn[] = []
+  readonly #turnOf = new Map<string, Turn>()
+  readonly #perHost = new Map<string, number>()
+  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #inFlight = new Set<Promise<void>>()
+  readonly #shutdown = new AbortController()
+  #cursor = 0
+  #waking: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(options: SchedulerOptions, deps: SchedulerDeps) {
+    super()
+    for (const key of ['concurrency', 'perHostConcurrency', 'maxPendingItems'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) {
+        throw new TypeError(`Expected \`${key}\` to be an integer >= 1, got \`${options[key]}\``)
+      }
+    }
+    this.#options = options
+    this.#deps = deps
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Items being worked on right now. */
+  get active(): number {
+    return this.#inFlight.size
+  }
+
+  get accepting(): boolean {
+    return !this.#closed && this.#deps.store.pendingItems < this.#options.maxPendingItems
+  }
+
+  /** Creates a job for the URLs and queues its items; nothing is downloaded before this returns. */
+  submit(urls: readonly string[], targets: readonly string[], clientId?: string): Job {
+    if (this.#closed) {
+      throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
+        statusCode: 503,
+        retryAfterMs: 10_000,
+      })
+    }
+    const room = this.#options.maxPendingItems - this.#deps.store.pendingItems
+    if (urls.length > room) {
+      throw new ServiceError(
+        'queue_full',
+        `the service has ${this.#deps.store.pendingItems} URLs waiting (limit ${this.#options.maxPendingItems}); submit again later`,
+        { statusCode: 503, retryAfterMs: 30_000 },
+      )
+    }
+    const job = createJob(urls, targets, clientId, this.#now())
+    this.#deps.store.add(job)
+    this.#enqueue({ job, key: this.#deps.credentialKey(clientId), next: 0, retries: [] })
+    queueMicrotask(() => this.#pump())
+    return job
+  }
+
+  /** Resolves when no item is pending or being worked on. */
+  onIdle(): Promise<void> {
+    if (this.#deps.store.pendingItems === 0 && this.#inFlight.size === 0) return Promise.resolve()
+    return new Promise((resolve) => this.once('idle', resolve))
+  }
+
+  /**
+   * Stops starting items and drops waits; lets in-flight items finish for up to `graceMs`, then
+   * cancels what is left (the signal reaches every download and upload).
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#closed = true
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
+    clearTimeout(this.#waking)
+    const all = Promise.allSettled([...this.#inFlight])
+    const grace = new Promise((resolve) => setTimeout(resolve, graceMs).unref())
+    await Promise.race([all, grace])
+    this.#shutdown.abort(new ServiceError('cancelled', 'the service shut down before the item finished'))
+    await all
+  }
+
+  #enqueue(turn: Turn): void {
+    if (this.#turnOf.has(turn.job.id)) return
+    this.#turnOf.set(turn.job.id, turn)
+    this.#turns.push(turn)
+  }
+
+  #drop(index: number): void {
+    const [turn] = this.#turns.splice(index, 1)
+    if (turn !== undefined) this.#turnOf.delete(turn.job.id)
+    if (index < this.#cursor) this.#cursor -= 1
+  }
+
+  #pump(): void {
+    let wakeIn = Number.POSITIVE_INFINITY
+    let skipped = 0
+    while (!this.#closed && this.#inFlight.size < this.#options.concurrency && skipped < this.#turns.length) {
+      if (this.#cursor >= this.#turns.length) this.#cursor = 0
+      const index = this.#cursor
+      const turn = this.#turns[index] as Turn
+      const item = turn.retries[0] ?? turn.job.items[turn.next]
+      if (item === undefined || item.state !== 'pending') {
+        this.#advance(turn, item)
+        if (turn.retries.length === 0 && turn.next >= turn.job.items.length) this.#drop(index)
+        continue
+      }
+      const host = new URL(item.target).host
+      if ((this.#perHost.get(host) ?? 0) >= this.#options.perHostConcurrency) {
+        this.#cursor += 1
+        skipped += 1
+        continue
+      }
+      const budget = this.#deps.limits.reserve(turn.key, this.#now())
+      if (!budget.ok) {
+        if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
+          this.#failRest(turn, {
+            code: 'imgur_rate_limited',
+            message: `Imgur's upload budget for this client id is spent until ${new Date(budget.resetAt).toISOString()}; submit again after then`,
+          })
+          this.#drop(index)
+        } else {
+          wakeIn = Math.min(wakeIn, budget.waitMs)
+          this.#cursor += 1
+          skipped += 1
+        }
+        continue
+      }
+      this.#advance(turn, item)
+      this.#cursor += 1
+      skipped = 0
+      this.#run(turn, item, host, budget.release)
+    }
+    if (this.#inFlight.size === 0 && this.#deps.store.pendingItems === 0) this.emit('idle')
+    if (wakeIn !== Number.POSITIVE_INFINITY && !this.#closed) {
+      clearTimeout(this.#waking)
+      this.#waking = setTimeout(() => this.#pump(), Math.max(wakeIn, 1))
+      this.#waking.unref()
+    }
+  }
+
+  /** Moves the turn past `item`, the head of its retries or of its untried items. */
+  #advance(turn: Turn, item: Item | undefined): void {
+    if (turn.retries.length > 0 && turn.retries[0] === item) turn.retries.shift()
+    else turn.next += 1
+  }
+
+  #run(turn: Turn, item: Item, host: string, release: () => void): void {
+    const { job } = turn
+    const { store, log } = this.#deps
+    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
+    let holdsHost = true
+    const freeHost = (): void => {
+      if (!holdsHost) return
+      holdsHost = false
+      const count = (this.#perHost.get(host) ?? 1) - 1
+      if (count === 0) this.#perHost.delete(host)
+      else this.#perHost.set(host, count)
+    }
+    store.start(job, item)
+    this.emit('attempt', { job, item })
+    const running = this.#deps
+      .work(job, item, this.#shutdown.signal, freeHost)
+      .then(
+        (outcome) => {
+          item.reused = outcome.reused
+          store.complete(job, item, outcome.link)
+          log.info({ jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts }, 'item complete')
+          this.emit('settled', { job, item, outcome: 'complete' })
+        },
+        (error: unknown) => this.#failed(turn, item, error),
+      )
+      .finally(() => {
+        freeHost()
+        release()
+        this.#inFlight.delete(running)
+        this.#pump()
+      })
+    this.#inFlight.add(running)
+  }
+
+  #failed(turn: Turn, item: Item, error: unknown): void {
+    const { job } = turn
+    let reason = reasonOf(error)
+    if (reason.code === 'internal_error') this.#deps.log.error({ err: error, jobId: job.id }, 'worker error')
+    const delayMs = this.#closed ? undefined : retryDelay(this.#options.retry, error, item.attempts)
+    if (delayMs !== undefined && delayMs > this.#options.maxRateLimitWaitMs) {
+      const resetAt = new Date(this.#now() + delayMs).toISOString()
+      reason = {
+        code: reason.code,
+        message: `${reason.message}; Imgur's budget resets at ${resetAt}, later than this service waits`,
+      }
+    } else if (delayMs !== undefined) {
+      this.#deps.log.info(
+        { jobId: job.id, url: item.url, code: reason.code, attempt: item.attempts, delayMs },
+        'item will be retried',
+      )
+      this.#deps.store.retrying(job)
+      this.emit('retry', { job, item, code: reason.code, delayMs })
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer)
+        turn.retries.push(item)
+        this.#enqueue(turn)
+        this.#pump()
+      }, delayMs)
+      timer.unref()
+      this.#timers.add(timer)
+      return
+    }
+    this.#fail(job, item, reason)
+    if (reason.code === 'imgur_client_id_refused') this.#failRest(turn, reason)
+  }
+
+  /** Fails every item of the turn not started yet, e.g. when Imgur refused the job's client id. */
+  #failRest(turn: Turn, reason: Reason): void {
+    for (const item of turn.retries) if (item.state === 'pending') this.#fail(turn.job, item, reason)
+    turn.retries.length = 0
+    for (; turn.next < turn.job.items.length; turn.next += 1) {
+      const item = turn.job.items[turn.next] as Item
+      if (item.state === 'pending') this.#fail(turn.job, item, reason)
+    }
+  }
+
+  #fail(job: Job, item: Item, reason: Reason): void {
+    this.#deps.store.fail(job, item, reason)
+    this.#deps.log.warn(
+      { jobId: job.id, url: item.url, code: reason.code, reason: reason.message, attempt: item.attempts },
+      'item failed',
+    )
+    this.emit('settled', { job, item, outcome: 'failed', code: reason.code })
+  }
+}
+
+function reasonOf(error: unknown): Reason {
+  if (isServiceError(error)) return { code: error.code, message: error.message }
+  return { code: 'internal_error', message: 'an unexpected error occurred while processing this URL' }
+}

@@ -1,0 +1,135 @@
+/**
+ * The in-memory home of jobs and links. It is the only place that changes them (through the
+ * model's transitions), so it can keep the counters, notify subscribers and own retention.
+ */
+import { completeItem, failItem, type Item, type Job, type Reason, startItem } from './model.ts'
+
+export type StoreOptions = {
+  /** Finished jobs kept at most; the oldest finished go first. */
+  retentionCount: number
+  /** Finished jobs older than this are forgotten. */
+  retentionMs: number
+  now?: () => number
+}
+
+type Listener = (job: Job) => void
+
+export class JobStore {
+  readonly #jobs = new Map<string, Job>()
+  readonly #finished = new Set<string>()
+  readonly #links: string[] = []
+  readonly #linkSet = new Set<string>()
+  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #options: StoreOptions
+  readonly #now: () => number
+  #pendingItems = 0
+  #sweeper: NodeJS.Timeout | undefined
+
+  constructor(options: StoreOptions) {
+    for (const key of ['retentionCount', 'retentionMs'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) {
+        throw new TypeError(`Expected \`${key}\` to be an integer >= 1, got \`${options[key]}\``)
+      }
+    }
+    this.#options = options
+    this.#now = options.now ?? Date.now
+    this.#sweeper = setInterval(() => this.sweep(), Math.min(options.retentionMs, 60_000))
+    this.#sweeper.unref()
+  }
+
+  /** Items not yet complete or failed, across every job. */
+  get pendingItems(): number {
+    return this.#pendingItems
+  }
+
+  get size(): number {
+    return this.#jobs.size
+  }
+
+  add(job: Job): void {
+    this.#jobs.set(job.id, job)
+    this.#pendingItems += job.pending
+    if (job.pending === 0) this.#finish(job)
+  }
+
+  get(id: string): Job | undefined {
+    return this.#jobs.get(id)
+  }
+
+  /** Every link uploaded since start, each once, in upload order. Retention never removes them. */
+  links(): readonly string[] {
+    return this.#links
+  }
+
+  start(job: Job, item: Item): void {
+    const first = !job.started
+    startItem(job, item)
+    if (first) this.#notify(job)
+  }
+
+  /** An item that will be tried again: still pending, but its attempt count changed. */
+  retrying(job: Job): void {
+    this.#notify(job)
+  }
+
+  complete(job: Job, item: Item, link: string): void {
+    completeItem(job, item, link, this.#now())
+    if (!this.#linkSet.has(link)) {
+      this.#linkSet.add(link)
+      this.#links.push(link)
+    }
+    this.#settled(job)
+  }
+
+  fail(job: Job, item: Item, reason: Reason): void {
+    failItem(job, item, reason, this.#now())
+    this.#settled(job)
+  }
+
+  /** Calls `listener` on every change of the job until the returned function is called. */
+  subscribe(id: string, listener: Listener): () => void {
+    let set = this.#listeners.get(id)
+    if (set === undefined) {
+      set = new Set()
+      this.#listeners.set(id, set)
+    }
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0) this.#listeners.delete(id)
+    }
+  }
+
+  /** Forgets finished jobs beyond the retention count or age. */
+  sweep(now = this.#now()): void {
+    for (const id of this.#finished) {
+      const job = this.#jobs.get(id)
+      const old = job === undefined || now - (job.finished ?? now) >= this.#options.retentionMs
+      if (!old && this.#finished.size <= this.#options.retentionCount) break
+      this.#finished.delete(id)
+      this.#jobs.delete(id)
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper)
+    this.#listeners.clear()
+  }
+
+  #settled(job: Job): void {
+    this.#pendingItems -= 1
+    if (job.pending === 0) this.#finish(job)
+    this.#notify(job)
+  }
+
+  #finish(job: Job): void {
+    this.#finished.add(job.id)
+    if (this.#finished.size > this.#options.retentionCount) this.sweep()
+  }
+
+  #notify(job: Job): void {
+    const set = this.#listeners.get(job.id)
+    if (set === undefined) return
+    for (const listener of set) listener(job)
+  }
+}

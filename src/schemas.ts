@@ -1,0 +1,78 @@
+/** TypeBox schemas: one source for validation, TypeScript types, serialisation and OpenAPI. */
+import { type Static, Type } from 'typebox'
+import { MAX_URL_LENGTH } from './urls.ts'
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.String({ description: 'stable machine-readable code', examples: ['invalid_urls'] }),
+    message: Type.String({ description: 'what happened, for people' }),
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { description: 'Every error answer has this shape.' },
+)
+
+export function uploadBody(maxUrls: number) {
+  return Type.Object(
+    {
+      urls: Type.Array(
+        // Entries are checked one by one in code, so that a 400 names every bad entry and why.
+        Type.Unknown({ description: `absolute http: or https: URL, at most ${MAX_URL_LENGTH} characters` }),
+        { minItems: 1, maxItems: maxUrls, description: 'image URLs; duplicates are removed' },
+      ),
+      clientId: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 64,
+          pattern: '^[\\x21-\\x7E]+$',
+          description: "an Imgur client id to upload this job's images with (never echoed or logged)",
+        }),
+      ),
+    },
+    {
+      additionalProperties: false,
+      examples: [{ urls: ['https://example.com/cat.png', 'https://example.com/dog.jpg'] }],
+    },
+  )
+}
+export type UploadBody = Static<ReturnType<typeof uploadBody>>
+
+export const Accepted = Type.Object({ jobId: Type.String({ format: 'uuid' }) })
+
+export const JobParams = Type.Object({ jobId: Type.String({ description: 'the id returned on submission' }) })
+
+const Reason = Type.Object({
+  code: Type.String({ examples: ['download_http_status'] }),
+  message: Type.String({ examples: ['origin answered HTTP 404'] }),
+})
+
+export const JobStatus = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    created: Type.String({ format: 'date-time', examples: ['2026-11-27T10:00:00.000Z'] }),
+    finished: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    status: Type.Union([Type.Literal('pending'), Type.Literal('in-progress'), Type.Literal('complete')]),
+    uploaded: Type.Object({
+      pending: Type.Array(Type.String(), { description: 'source URLs not finished yet' }),
+      complete: Type.Array(Type.String(), { description: 'Imgur links' }),
+      failed: Type.Array(Type.String(), { description: 'source URLs that failed' }),
+    }),
+    items: Type.Array(
+      Type.Object({
+        url: Type.String({ description: 'the source URL as submitted' }),
+        state: Type.Union([Type.Literal('pending'), Type.Literal('complete'), Type.Literal('failed')]),
+        attempts: Type.Integer({ minimum: 0 }),
+        link: Type.Optional(Type.String({ description: 'the Imgur link it became' })),
+        reused: Type.Optional(
+          Type.Boolean({ description: 'the same bytes were uploaded before; their link was reused' }),
+        ),
+        reason: Type.Optional(Reason),
+      }),
+      { description: 'every URL in submission order, with its link or the reason it failed' },
+    ),
+  },
+  { description: 'The state of a job and of each of its URLs.' },
+)
+
+export const Links = Type.Object({
+  uploaded: Type.Array(Type.String(), { description: 'every Imgur link uploaded since start, in upload order' }),
+})

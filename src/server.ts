@@ -1,0 +1,54 @@
+/** Process entry: read config, start the sandbox if needed, build the app, listen, drain on SIGTERM. */
+import pino from 'pino'
+import { buildApp } from './app.ts'
+import { type Config, ConfigError, loadConfig } from './config.ts'
+import { createSandbox } from './sandbox/sandbox.ts'
+import { createService } from './service.ts'
+import { REDACT } from './log.ts'
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  process.stderr.write(`${error.message}\n`)
+  process.exit(1)
+}
+
+const log = pino({ level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } })
+
+let sandbox: ReturnType<typeof createSandbox> | undefined
+if (config.imgurMode === 'sandbox') {
+  sandbox = createSandbox({ publicUrl: config.sandboxPublicUrl })
+  const url = await sandbox.listen(config.sandboxPort, config.host)
+  config = Object.freeze({ ...config, imgurApiUrl: url, imgurClientId: 'sandbox' })
+  log.warn(
+    { imgurApiUrl: url, links: config.sandboxPublicUrl },
+    'SANDBOX MODE: no IMGUR_CLIENT_ID or IMGUR_API_URL is set, so uploads go to the built-in Imgur sandbox, not to Imgur',
+  )
+}
+if (config.fetchAllowPrivateNetworks) {
+  log.warn('FETCH_ALLOW_PRIVATE_NETWORKS is on: downloads may reach loopback and private addresses')
+}
+
+const service = createService(config, log)
+const app = buildApp({ config, log, ...service })
+await app.listen({ port: config.port, host: config.host })
+
+let stopping = false
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return
+  stopping = true
+  log.info({ signal }, 'shutting down')
+  const hardStop = setTimeout(() => {
+    log.error('shutdown took too long; exiting')
+    process.exit(1)
+  }, config.shutdownTimeoutMs + 5000)
+  hardStop.unref()
+  await Promise.all([app.close(), service.close(Math.max(config.shutdownTimeoutMs - 1000, 0))])
+  await sandbox?.close()
+  log.info('stopped')
+  process.exit(0)
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'))
+process.once('SIGINT', () => void shutdown('SIGINT'))

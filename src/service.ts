@@ -1,0 +1,76 @@
+/**
+ * Wires the domain together from the configuration: downloader, Imgur client, store and queue.
+ * server.ts and the tests share it, so what is tested is what runs.
+ */
+import type { Logger } from 'pino'
+import type { Config } from './config.ts'
+import { createDownloader, type DownloadOptions } from './download/download.ts'
+import { createImgurClient } from './imgur/client.ts'
+import { Scheduler } from './jobs/scheduler.ts'
+import { JobStore } from './jobs/store.ts'
+import { processItem, type WorkerDeps } from './jobs/worker.ts'
+
+export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
+
+export type ServiceOverrides = {
+  /** The resolver downloads use (tests inject one to play DNS tricks). */
+  lookup?: DownloadOptions['lookup']
+  random?: () => number
+}
+
+export function createService(config: Config, log: Logger, overrides: ServiceOverrides = {}) {
+  const downloader = createDownloader({
+    maxBytes: config.maxImageBytes,
+    timeoutMs: config.fetchTimeoutMs,
+    maxRedirects: config.maxRedirects,
+    allowPrivateNetworks: config.fetchAllowPrivateNetworks,
+    userAgent: USER_AGENT,
+    ...(overrides.lookup && { lookup: overrides.lookup }),
+  })
+  const imgur = createImgurClient({
+    apiUrl: config.imgurApiUrl,
+    clientId: config.imgurClientId,
+    clientSecret: config.imgurClientSecret,
+    refreshToken: config.imgurRefreshToken,
+    timeoutMs: config.uploadTimeoutMs,
+    userAgent: USER_AGENT,
+  })
+  const store = new JobStore({ retentionCount: config.jobRetentionCount, retentionMs: config.jobRetentionMs })
+  const deps: WorkerDeps = { downloader, imgur, uploads: new Map() }
+  const queue = new Scheduler(
+    {
+      concurrency: config.uploadConcurrency,
+      perHostConcurrency: config.perHostConcurrency,
+      maxPendingItems: config.maxPendingItems,
+      maxRateLimitWaitMs: config.maxRateLimitWaitMs,
+      retry: {
+        maxAttempts: config.retryMaxAttempts,
+        baseDelayMs: config.retryBaseDelayMs,
+        maxDelayMs: config.retryMaxDelayMs,
+        ...(overrides.random && { random: overrides.random }),
+      },
+    },
+    {
+      store,
+      limits: imgur.limits,
+      credentialKey: (clientId) => imgur.credentialKey(clientId),
+      work: (job, item, signal, downloaded) => processItem(deps, job, item, signal, downloaded),
+      log,
+    },
+  )
+
+  return {
+    store,
+    queue,
+    imgur,
+    downloader,
+    /** Stops taking work, lets in-flight items finish for up to `graceMs`, then releases everything. */
+    async close(graceMs: number): Promise<void> {
+      await queue.close(graceMs)
+      store.close()
+      await Promise.allSettled([downloader.close(), imgur.close()])
+    },
+  }
+}
+
+export type Service = ReturnType<typeof createService>
