@@ -13,6 +13,9 @@ import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { JobStore } from './store.ts'
 import type { Outcome } from './worker.ts'
 
+/** How deep into a job's items one pick looks for an item whose host is free. */
+const LOOKAHEAD = 32
+
 export type SchedulerOptions = {
   concurrency: number
   perHostConcurrency: number
@@ -26,14 +29,14 @@ export type Work = (job: Job, item: Item, signal: AbortSignal, downloaded: () =>
 
 export type SchedulerDeps = {
   store: JobStore
-  limits: RateLimits
+  limits: Pick<RateLimits, 'reserve'>
   credentialKey: (clientId: string | undefined) => string
   work: Work
   log: Logger
 }
 
-/** A job that has items ready to start: those never tried (from `next`) and retries due now. */
-type Turn = { job: Job; key: string; next: number; retries: Item[] }
+/** A job with items to start: `ready` (retries due and items passed over), then its untried ones from `next`. */
+type Turn = { job: Job; key: string; next: number; ready: Item[] }
 
 export type SchedulerEvents = {
   attempt: [{ job: Job; item: Item }]
@@ -95,7 +98,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     const job = createJob(urls, targets, clientId, this.#now())
     this.#deps.store.add(job)
-    this.#enqueue({ job, key: this.#deps.credentialKey(clientId), next: 0, retries: [] })
+    this.#enqueue({ job, key: this.#deps.credentialKey(clientId), next: 0, ready: [] })
     queueMicrotask(() => this.#pump())
     return job
   }
@@ -141,20 +144,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.#cursor >= this.#turns.length) this.#cursor = 0
       const index = this.#cursor
       const turn = this.#turns[index] as Turn
-      const item = turn.retries[0] ?? turn.job.items[turn.next]
-      if (item === undefined || item.state !== 'pending') {
-        this.#advance(turn, item)
-        if (turn.retries.length === 0 && turn.next >= turn.job.items.length) this.#drop(index)
-        continue
-      }
-      const host = new URL(item.target).host
-      if ((this.#perHost.get(host) ?? 0) >= this.#options.perHostConcurrency) {
-        this.#cursor += 1
-        skipped += 1
+      const item = this.#pick(turn)
+      if (item === undefined) {
+        if (turn.ready.length === 0 && turn.next >= turn.job.items.length) this.#drop(index)
+        else {
+          this.#cursor += 1
+          skipped += 1
+        }
         continue
       }
       const budget = this.#deps.limits.reserve(turn.key, this.#now())
       if (!budget.ok) {
+        turn.ready.unshift(item)
         if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
           this.#failRest(turn, {
             code: 'imgur_rate_limited',
@@ -168,10 +169,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         }
         continue
       }
-      this.#advance(turn, item)
       this.#cursor += 1
       skipped = 0
-      this.#run(turn, item, host, budget.release)
+      this.#run(turn, item, budget.release)
     }
     if (this.#inFlight.size === 0 && this.#deps.store.pendingItems === 0) this.emit('idle')
     if (wakeIn !== Number.POSITIVE_INFINITY && !this.#closed) {
@@ -181,14 +181,41 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
-  /** Moves the turn past `item`, the head of its retries or of its untried items. */
-  #advance(turn: Turn, item: Item | undefined): void {
-    if (turn.retries.length > 0 && turn.retries[0] === item) turn.retries.shift()
-    else turn.next += 1
+  /**
+   * The turn's next item whose host has a free download slot: first from its ready list (retries
+   * and items passed over), then from its untried items. Looking at most LOOKAHEAD items deep in
+   * each keeps a pump cheap however large the job; items passed over keep their order.
+   */
+  #pick(turn: Turn): Item | undefined {
+    const { ready } = turn
+    for (let i = 0; i < ready.length && i < LOOKAHEAD; i += 1) {
+      const item = ready[i] as Item
+      if (item.state !== 'pending') {
+        ready.splice(i, 1)
+        i -= 1
+      } else if (this.#hostFree(item)) {
+        ready.splice(i, 1)
+        return item
+      }
+    }
+    const { items } = turn.job
+    for (let scanned = 0; turn.next < items.length && scanned < LOOKAHEAD; scanned += 1) {
+      const item = items[turn.next] as Item
+      turn.next += 1
+      if (item.state !== 'pending') continue
+      if (this.#hostFree(item)) return item
+      ready.push(item)
+    }
+    return undefined
   }
 
-  #run(turn: Turn, item: Item, host: string, release: () => void): void {
+  #hostFree(item: Item): boolean {
+    return (this.#perHost.get(hostOf(item.target)) ?? 0) < this.#options.perHostConcurrency
+  }
+
+  #run(turn: Turn, item: Item, release: () => void): void {
     const { job } = turn
+    const host = hostOf(item.target)
     const { store, log } = this.#deps
     this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
     let holdsHost = true
@@ -241,7 +268,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.emit('retry', { job, item, code: reason.code, delayMs })
       const timer = setTimeout(() => {
         this.#timers.delete(timer)
-        turn.retries.push(item)
+        turn.ready.push(item)
         this.#enqueue(turn)
         this.#pump()
       }, delayMs)
@@ -255,8 +282,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Fails every item of the turn not started yet, e.g. when Imgur refused the job's client id. */
   #failRest(turn: Turn, reason: Reason): void {
-    for (const item of turn.retries) if (item.state === 'pending') this.#fail(turn.job, item, reason)
-    turn.retries.length = 0
+    for (const item of turn.ready) if (item.state === 'pending') this.#fail(turn.job, item, reason)
+    turn.ready.length = 0
     for (; turn.next < turn.job.items.length; turn.next += 1) {
       const item = turn.job.items[turn.next] as Item
       if (item.state === 'pending') this.#fail(turn.job, item, reason)
@@ -271,6 +298,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     )
     this.emit('settled', { job, item, outcome: 'failed', code: reason.code })
   }
+}
+
+/** The host (and port) of a normalised http(s) URL, which always has a path after it. */
+function hostOf(target: string): string {
+  const start = target.indexOf('//') + 2
+  return target.slice(start, target.indexOf('/', start))
 }
 
 function reasonOf(error: unknown): Reason {

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ConfigError, loadConfig } from '../src/config.ts'
+
+test('defaults match the documented ones, in sandbox mode without credentials', () => {
+  const config = loadConfig({})
+  assert.equal(config.port, 3000)
+  assert.equal(config.host, '0.0.0.0')
+  assert.equal(config.logLevel, 'info')
+  assert.equal(config.imgurMode, 'sandbox')
+  assert.equal(config.imgurApiUrl, 'https://api.imgur.com')
+  assert.equal(config.uploadConcurrency, 8)
+  assert.equal(config.perHostConcurrency, 4)
+  assert.equal(config.maxUrlsPerJob, 1000)
+  assert.equal(config.maxPendingItems, 100_000)
+  assert.equal(config.maxImageBytes, 10_485_760)
+  assert.equal(config.fetchTimeoutMs, 30_000)
+  assert.equal(config.fetchAllowPrivateNetworks, false)
+  assert.equal(config.maxRedirects, 5)
+  assert.equal(config.maxRateLimitWaitMs, 600_000)
+  assert.equal(config.sandboxPublicUrl, 'http://localhost:3001')
+  assert.ok(Object.isFrozen(config))
+})
+
+test('a client id or an API URL switches to live mode', () => {
+  assert.equal(loadConfig({ IMGUR_CLIENT_ID: 'abc' }).imgurMode, 'live')
+  assert.equal(loadConfig({ IMGUR_API_URL: 'http://127.0.0.1:9999/' }).imgurMode, 'live')
+  assert.equal(loadConfig({ IMGUR_API_URL: 'http://127.0.0.1:9999/' }).imgurApiUrl, 'http://127.0.0.1:9999')
+})
+
+test('values are parsed and blank ones fall back to defaults', () => {
+  const config = loadConfig({
+    PORT: '8080',
+    UPLOAD_CONCURRENCY: '3',
+    FETCH_ALLOW_PRIVATE_NETWORKS: 'true',
+    LOG_LEVEL: 'debug',
+    MAX_IMAGE_BYTES: ' ',
+  })
+  assert.equal(config.port, 8080)
+  assert.equal(config.uploadConcurrency, 3)
+  assert.equal(config.fetchAllowPrivateNetworks, true)
+  assert.equal(config.logLevel, 'debug')
+  assert.equal(config.maxImageBytes, 10_485_760)
+})
+
+test('every bad variable is named at once', () => {
+  assert.throws(
+    () =>
+      loadConfig({
+        PORT: 'eighty',
+        UPLOAD_CONCURRENCY: '0',
+        FETCH_ALLOW_PRIVATE_NETWORKS: 'maybe',
+        LOG_LEVEL: 'loud',
+        IMGUR_API_URL: 'ftp://x',
+        MAX_URLS_PER_JOB: '1.5',
+        IMGUR_CLIENT_SECRET: 'secret-without-the-rest',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      const text = error.problems.join('\n')
+      for (const name of [
+        'PORT',
+        'UPLOAD_CONCURRENCY',
+        'FETCH_ALLOW_PRIVATE_NETWORKS',
+        'LOG_LEVEL',
+        'IMGUR_API_URL',
+        'MAX_URLS_PER_JOB',
+        'IMGUR_REFRESH_TOKEN',
+      ]) {
+        assert.match(text, new RegExp(`\`${name}\``))
+      }
+      assert.equal(error.problems.length, 7)
+      assert.match(error.message, /Expected `UPLOAD_CONCURRENCY` to be an integer from 1 to 1024, got `0`/)
+      assert.doesNotMatch(error.message, /secret-without-the-rest/)
+      return true
+    },
+  )
+})

@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { test } from 'node:test'
+import pino from 'pino'
+import { ServiceError } from '../../src/errors.ts'
+import { type Item, type Job, viewJob } from '../../src/jobs/model.ts'
+import { Scheduler, type SchedulerOptions, type Work } from '../../src/jobs/scheduler.ts'
+import { JobStore } from '../../src/jobs/store.ts'
+
+type Call = { job: Job; item: Item; signal: AbortSignal; resolve: (link: string) => void; reject: (e: unknown) => void }
+
+type Budget = { ok: true; release: () => void } | { ok: false; waitMs: number; resetAt: number }
+
+function setup(t: { after: (fn: () => unknown) => void }, options: Partial<SchedulerOptions> = {}, budget?: () => Budget) {
+  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+  const calls: Call[] = []
+  // Like the real worker: holds its host until it settles, and gives up when cancelled.
+  const work: Work = (job, item, signal, downloaded) =>
+    new Promise<{ link: string; reused: boolean }>((resolve, reject) => {
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+      calls.push({ job, item, signal, resolve: (link) => resolve({ link, reused: false }), reject })
+    }).finally(downloaded)
+  const queue = new Scheduler(
+    {
+      concurrency: 2,
+      perHostConcurrency: 10,
+      maxPendingItems: 100,
+      maxRateLimitWaitMs: 60_000,
+      retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 },
+      ...options,
+    },
+    {
+      store,
+      limits: { reserve: budget ?? (() => ({ ok: true, release: () => {} })) },
+      credentialKey: (clientId) => `client:${clientId ?? 'configured'}`,
+      work,
+      log: pino({ level: 'silent' }),
+    },
+  )
+  t.after(async () => {
+    await queue.close(0)
+    store.close()
+  })
+  const submit = (urls: string[], clientId?: string) => queue.submit(urls, urls, clientId)
+  const nextCall = async () => {
+    while (calls.length === 0) await once(queue, 'attempt')
+    return calls.shift() as Call
+  }
+  return { store, queue, calls, submit, nextCall }
+}
+
+const urls = (host: string, n: number) => Array.from({ length: n }, (_, i) => `https://${host}/${i}.png`)
+
+test('options are checked at construction with exact messages', () => {
+  assert.throws(
+    () =>
+      new Scheduler(
+        { concurrency: 0, perHostConcurrency: 1, maxPendingItems: 1, maxRateLimitWaitMs: 0, retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } },
+        {} as never,
+      ),
+    /Expected `concurrency` to be an integer >= 1, got `0`/,
+  )
+})
+
+test('nothing runs before submit returns, then at most `concurrency` items at once', async (t) => {
+  const { queue, calls, submit } = setup(t)
+  const job = submit(urls('a.test', 5))
+  assert.equal(calls.length, 0)
+  assert.equal(viewJob(job).status, 'pending')
+  await once(queue, 'attempt')
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(calls.length, 2)
+  assert.equal(queue.active, 2)
+  assert.equal(viewJob(job).status, 'in-progress')
+})
+
+test('jobs take turns: a small job behind a large one starts with the next free worker', async (t) => {
+  const { queue, submit, nextCall } = setup(t, { concurrency: 1 })
+  const big = submit(urls('big.test', 50))
+  const small = submit(['https://small.test/only.png'])
+  const first = await nextCall()
+  assert.equal(first.job, big)
+  first.resolve('https://i.imgur.com/1.png')
+  const second = await nextCall()
+  assert.equal(second.job, small)
+  second.resolve('https://i.imgur.com/2.png')
+  await once(queue, 'settled')
+  assert.equal(viewJob(small).status, 'complete')
+})
+
+test('a host never has more than perHostConcurrency downloads; items of free hosts go past it', async (t) => {
+  const { calls, submit, nextCall } = setup(t, { concurrency: 4, perHostConcurrency: 1 })
+  submit([...urls('slow.test', 3), 'https://fast.test/0.png'])
+  submit(['https://slow.test/other.png', 'https://fast.test/1.png'])
+  const first = await nextCall()
+  await new Promise((resolve) => setImmediate(resolve))
+  // The second job's slow.test item waits for its host; its fast.test item goes past it, and
+  // then the first job's fast.test item waits for that host in turn.
+  assert.deepEqual(
+    [first, ...calls].map((call) => call.item.target),
+    ['https://slow.test/0.png', 'https://fast.test/1.png'],
+  )
+  calls.length = 0
+  first.resolve('https://i.imgur.com/s0.png')
+  const next = await nextCall()
+  assert.equal(next.item.target, 'https://slow.test/1.png', 'the freed host goes to the next item in turn')
+})
+
+test('retryable failures are retried and stay pending meanwhile; permanent ones fail at once', async (t) => {
+  const { queue, submit, nextCall } = setup(t)
+  const job = submit(['https://a.test/flaky.png', 'https://a.test/missing.png'])
+  const [x, y] = [await nextCall(), await nextCall()]
+  const flaky = x.item.url.endsWith('flaky.png') ? x : y
+  const missing = flaky === x ? y : x
+  const retry = once(queue, 'retry')
+  flaky.reject(new ServiceError('imgur_unavailable', 'Imgur answered 503', { retryable: true }))
+  missing.reject(new ServiceError('download_http_status', 'origin answered HTTP 404'))
+  await retry
+  assert.deepEqual(viewJob(job).uploaded.pending, ['https://a.test/flaky.png'])
+  const again = await nextCall()
+  assert.equal(again.item, flaky.item)
+  again.resolve('https://i.imgur.com/ok.png')
+  await queue.onIdle()
+  const view = viewJob(job)
+  assert.equal(view.status, 'complete')
+  assert.deepEqual(view.uploaded, {
+    pending: [],
+    complete: ['https://i.imgur.com/ok.png'],
+    failed: ['https://a.test/missing.png'],
+  })
+  assert.equal(view.items[0]?.attempts, 2)
+  assert.deepEqual(view.items[1]?.reason, { code: 'download_http_status', message: 'origin answered HTTP 404' })
+})
+
+test('attempts are bounded: the last retryable failure fails the item with its reason', async (t) => {
+  const { queue, submit, nextCall } = setup(t)
+  const job = submit(['https://a.test/down.png'])
+  for (let attempt = 1; attempt <= 3; attempt += 1) {
+    const call = await nextCall()
+    call.reject(new ServiceError('imgur_unavailable', 'Imgur answered 500', { retryable: true }))
+  }
+  await queue.onIdle()
+  assert.deepEqual(viewJob(job).items[0], {
+    url: 'https://a.test/down.png',
+    state: 'failed',
+    attempts: 3,
+    reason: { code: 'imgur_unavailable', message: 'Imgur answered 500' },
+  })
+})
+
+test("a refused client id fails the job's remaining items at once, not one by one", async (t) => {
+  const { queue, submit, nextCall } = setup(t, { concurrency: 1 })
+  const job = submit(urls('a.test', 20), 'bad-id')
+  const call = await nextCall()
+  call.reject(new ServiceError('imgur_client_id_refused', 'Imgur refused the client id (403 Invalid client_id)'))
+  await queue.onIdle()
+  const view = viewJob(job)
+  assert.equal(view.uploaded.failed.length, 20)
+  assert.equal(view.items.filter((item) => item.attempts > 0).length, 1)
+  assert.ok(view.items.every((item) => item.reason?.code === 'imgur_client_id_refused'))
+})
+
+test('a spent budget holds items back until its reset; a reset too far away fails them saying when', async (t) => {
+  let budget: Budget = { ok: false, waitMs: 5, resetAt: 0 }
+  const { queue, submit, nextCall } = setup(t, { maxRateLimitWaitMs: 1_000 }, () => budget)
+  const held = submit(['https://a.test/held.png'])
+  queueMicrotask(() => {
+    budget = { ok: true, release: () => {} }
+  })
+  const call = await nextCall()
+  assert.equal(call.job, held)
+  call.resolve('https://i.imgur.com/held.png')
+  await queue.onIdle()
+
+  budget = { ok: false, waitMs: 3_600_000, resetAt: Date.UTC(2026, 10, 27, 12) }
+  const doomed = submit(['https://a.test/1.png', 'https://a.test/2.png'])
+  await queue.onIdle()
+  const view = viewJob(doomed)
+  assert.equal(view.status, 'complete')
+  assert.equal(view.uploaded.failed.length, 2)
+  assert.equal(view.items[0]?.reason?.code, 'imgur_rate_limited')
+  assert.match(view.items[0]?.reason?.message ?? '', /2026-11-27T12:00:00.000Z/)
+})
+
+test('a full queue refuses new jobs with 503 and a Retry-After', (t) => {
+  const { submit } = setup(t, { maxPendingItems: 3 })
+  submit(urls('a.test', 2))
+  assert.throws(
+    () => submit(urls('b.test', 2)),
+    (error: unknown) =>
+      error instanceof ServiceError && error.code === 'queue_full' && error.statusCode === 503 && error.retryAfterMs !== undefined,
+  )
+})
+
+test('close stops new work and cancels what is still running after the grace period', async (t) => {
+  const { queue, submit, nextCall, store } = setup(t)
+  submit(['https://a.test/1.png'])
+  const call = await nextCall()
+  call.signal.addEventListener('abort', () => call.reject(call.signal.reason))
+  await queue.close(10)
+  assert.equal(call.signal.aborted, true)
+  assert.equal(store.pendingItems, 0)
+  assert.throws(() => submit(['https://a.test/2.png']), /shutting down/)
+})

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createJob, viewJob } from '../../src/jobs/model.ts'
+import { JobStore } from '../../src/jobs/store.ts'
+
+function finishedJob(store: JobStore, link: string) {
+  const job = createJob([`https://a.test/${link}`], [`https://a.test/${link}`])
+  store.add(job)
+  const item = job.items[0]
+  assert.ok(item)
+  store.start(job, item)
+  store.complete(job, item, link)
+  return job
+}
+
+test('options are checked at construction with exact messages', () => {
+  assert.throws(
+    () => new JobStore({ retentionCount: 0, retentionMs: 1 }),
+    /Expected `retentionCount` to be an integer >= 1, got `0`/,
+  )
+})
+
+test('links are kept once each, in upload order, even after their jobs are forgotten', (t) => {
+  const store = new JobStore({ retentionCount: 1, retentionMs: 60_000 })
+  t.after(() => store.close())
+  const first = finishedJob(store, 'https://i.imgur.com/a.png')
+  const second = finishedJob(store, 'https://i.imgur.com/b.png')
+  finishedJob(store, 'https://i.imgur.com/a.png')
+  assert.deepEqual(store.links(), ['https://i.imgur.com/a.png', 'https://i.imgur.com/b.png'])
+  assert.equal(store.get(first.id), undefined, 'the oldest finished job is dropped beyond the count')
+  assert.equal(store.get(second.id), undefined)
+  assert.equal(store.size, 1)
+})
+
+test('finished jobs older than the retention age are swept; unfinished ones never', (t) => {
+  let now = 1_000
+  const store = new JobStore({ retentionCount: 100, retentionMs: 500, now: () => now })
+  t.after(() => store.close())
+  const done = finishedJob(store, 'https://i.imgur.com/a.png')
+  const open = createJob(['https://a.test/x'], ['https://a.test/x'])
+  store.add(open)
+  now = 1_499
+  store.sweep()
+  assert.ok(store.get(done.id))
+  now = 1_500
+  store.sweep()
+  assert.equal(store.get(done.id), undefined)
+  assert.equal(store.get(open.id), open)
+  assert.equal(store.pendingItems, 1)
+})
+
+test('subscribers hear every change of their job until they unsubscribe', (t) => {
+  const store = new JobStore({ retentionCount: 10, retentionMs: 60_000 })
+  t.after(() => store.close())
+  const job = createJob(['https://a.test/1', 'https://a.test/2'], ['https://a.test/1', 'https://a.test/2'])
+  store.add(job)
+  const seen: string[] = []
+  const stop = store.subscribe(job.id, (changed) => seen.push(viewJob(changed).status))
+  const [a, b] = job.items
+  assert.ok(a && b)
+  store.start(job, a)
+  store.fail(job, a, { code: 'x', message: 'y' })
+  stop()
+  store.start(job, b)
+  store.complete(job, b, 'https://i.imgur.com/z.png')
+  assert.deepEqual(seen, ['in-progress', 'in-progress'])
+  assert.equal(store.pendingItems, 0)
+})
