@@ -1,0 +1,213 @@
+/**
+ * The client: uploads bytes to Imgur (never a URL) and turns every answer into an `Uploaded` or a
+ * classified ServiceError. https://apidocs.imgur.com/#c85c9dfc-7487-4de2-9ecd-66f727cf3139
+ *
+ * Rate-limit contract: upload() never waits and never reserves. It records the budgets of EVERY
+ * response (success or error) in `limits` under `credentialKey(input.clientId)` and marks a 429 with
+ * `limits.on429`. The scheduler calls `limits.reserve(key, now)` before each upload and calls the
+ * returned `release()` once upload() settles.
+ */
+import { createHash } from 'node:crypto'
+import { Agent, FormData } from 'undici'
+import { ServiceError } from '../errors.ts'
+import { parseImgurError, redactText } from './errors.ts'
+import { post, raceSignal, withDeadline } from './http.ts'
+import { parseRateLimitHeaders, RateLimits } from './rate-limits.ts'
+import { createTokenManager, type TokenManager } from './token.ts'
+
+export type ImgurClientOptions = {
+  apiUrl: string
+  clientId?: string
+  clientSecret?: string
+  refreshToken?: string
+  /** Total deadline of one upload() call, token refresh and retry included. */
+  timeoutMs: number
+  userAgent: string
+  now?: () => number
+}
+export type UploadInput = {
+  bytes: Uint8Array
+  mime: string
+  filename: string
+  clientId?: string
+  signal?: AbortSignal
+}
+export type Uploaded = { id: string; link: string; deletehash: string; type: string; size: number }
+export type ImgurClient = {
+  upload(input: UploadInput): Promise<Uploaded>
+  credentialKey(clientId?: string): string
+  readonly limits: RateLimits
+  close(): Promise<void>
+}
+
+/** Budget keys and logs name a credential by a hash prefix, never by the id itself. */
+function fingerprint(id: string): string {
+  return createHash('sha256').update(id).digest('hex').slice(0, 12)
+}
+
+/** Last line of defence: no message leaves the client holding a credential. */
+function redact(error: unknown, secrets: ReadonlyArray<string | undefined>): unknown {
+  if (!(error instanceof ServiceError)) return error
+  const message = redactText(error.message, secrets)
+  if (message === error.message) return error
+  const { retryable, details, retryAfterMs } = error
+  return new ServiceError(error.code, message, { retryable, details, retryAfterMs, cause: error.cause })
+}
+
+function parseUploaded(body: string, input: UploadInput): Uploaded | undefined {
+  let data: Record<string, unknown> | undefined
+  try {
+    data = (JSON.parse(body) as { data?: Record<string, unknown> } | null)?.data
+  } catch {
+    return undefined
+  }
+  const { id, link, deletehash, type, size } = data ?? {}
+  if (
+    typeof link !== 'string' ||
+    !URL.canParse(link) ||
+    typeof id !== 'string' ||
+    typeof deletehash !== 'string'
+  ) {
+    return undefined
+  }
+  return {
+    id,
+    link,
+    deletehash,
+    type: typeof type === 'string' ? type : input.mime,
+    size: typeof size === 'number' ? size : input.bytes.byteLength,
+  }
+}
+
+export function createImgurClient(options: ImgurClientOptions): ImgurClient {
+  const apiUrl = URL.canParse(options.apiUrl) ? options.apiUrl.replace(/\/+$/, '') : undefined
+  if (!apiUrl || !/^https?:/.test(apiUrl)) {
+    throw new ServiceError(
+      'imgur_invalid_options',
+      `Expected \`apiUrl\` to be an http(s) URL, got \`${options.apiUrl}\``,
+    )
+  }
+  if (!Number.isSafeInteger(options.timeoutMs) || options.timeoutMs < 1) {
+    throw new ServiceError(
+      'imgur_invalid_options',
+      `Expected \`timeoutMs\` to be an integer >= 1, got \`${options.timeoutMs}\``,
+    )
+  }
+  const now = options.now ?? Date.now
+  const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
+  const limits = new RateLimits()
+  const { clientId, clientSecret, refreshToken, timeoutMs, userAgent } = options
+  const tokens =
+    clientId && clientSecret && refreshToken
+      ? createTokenManager({
+          apiUrl,
+          clientId,
+          clientSecret,
+          refreshToken,
+          userAgent,
+          timeoutMs,
+          dispatcher,
+          now,
+          onHeaders: (headers) => limits.update(credentialKey(), parseRateLimitHeaders(headers, now())),
+        })
+      : undefined
+
+  function credentialKey(dynamicId?: string): string {
+    if (dynamicId) return `client:${fingerprint(dynamicId)}`
+    if (tokens && clientId) return `account:${fingerprint(clientId)}`
+    return clientId ? `client:${fingerprint(clientId)}` : 'none'
+  }
+
+  async function send(input: UploadInput, key: string, authorization: string, signal: AbortSignal) {
+    const form = new FormData()
+    // Blob copies the bytes; the cast only widens lib typing (views over SharedArrayBuffer).
+    form.append(
+      'image',
+      new Blob([input.bytes as Uint8Array<ArrayBuffer>], { type: input.mime }),
+      input.filename,
+    )
+    form.append('type', 'file')
+    const response = await post(dispatcher, `${apiUrl}/3/image`, {
+      headers: { authorization, accept: 'application/json', 'user-agent': userAgent },
+      body: form,
+      signal,
+    })
+    limits.update(key, parseRateLimitHeaders(response.headers, now()))
+    if (response.status >= 200 && response.status < 300) {
+      const uploaded = parseUploaded(response.body, input)
+      if (uploaded) return uploaded
+      throw new ServiceError(
+        'imgur_bad_response',
+        `Imgur answered ${response.status} without an image link`,
+        {
+          retryable: true,
+          details: { imgurStatus: response.status },
+        },
+      )
+    }
+    const credential = authorization.slice(authorization.indexOf(' ') + 1)
+    const body = redactText(response.body, [credential, clientId, clientSecret, tokens?.refreshToken()])
+    const error = parseImgurError(response.status, response.headers, body, now())
+    if (response.status === 429) limits.on429(key, error.retryAfterMs, now())
+    throw error
+  }
+
+  async function asAccount(
+    tokens: TokenManager,
+    input: UploadInput,
+    key: string,
+    signal: AbortSignal,
+    used: string[],
+  ): Promise<Uploaded> {
+    const token = await raceSignal(tokens.get(), signal)
+    used.push(token)
+    try {
+      return await send(input, key, `Bearer ${token}`, signal)
+    } catch (error) {
+      if (!(error instanceof ServiceError) || error.code !== 'imgur_token_invalid') throw error
+    }
+    // The token expired or was replaced: one refresh, one retry.
+    tokens.invalidate(token)
+    const fresh = await raceSignal(tokens.get(), signal)
+    used.push(fresh)
+    try {
+      return await send(input, key, `Bearer ${fresh}`, signal)
+    } catch (error) {
+      if (!(error instanceof ServiceError) || error.code !== 'imgur_token_invalid') throw error
+      const said = error.details?.imgurMessage
+      throw new ServiceError(
+        'imgur_auth',
+        `Imgur refused the account's access token even after a refresh (403${said ? ` ${said}` : ''}); authorize the account again and configure the new refresh token`,
+        { details: error.details, cause: error },
+      )
+    }
+  }
+
+  return {
+    limits,
+    credentialKey: (dynamicId) => credentialKey(dynamicId || undefined),
+    async upload(input) {
+      const dynamicId = input.clientId || undefined
+      const key = credentialKey(dynamicId)
+      const id = dynamicId ?? clientId
+      const account = dynamicId === undefined ? tokens : undefined
+      if (!account && !id) {
+        throw new ServiceError(
+          'imgur_no_credentials',
+          'No Imgur credentials: configure a client id (or an account) or send one with the job',
+        )
+      }
+      const used: string[] = []
+      try {
+        return await withDeadline(timeoutMs, input.signal, (signal) =>
+          account
+            ? asAccount(account, input, key, signal, used)
+            : send(input, key, `Client-ID ${id}`, signal),
+        )
+      } catch (error) {
+        throw redact(error, [id, clientId, clientSecret, refreshToken, tokens?.refreshToken(), ...used])
+      }
+    },
+    close: () => dispatcher.close(),
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * One bounded request to Imgur: a total deadline, the caller's cancellation, a capped response
+ * body, and every failure turned into a ServiceError (network, timeout, cancelled).
+ */
+import { type Dispatcher, request } from 'undici'
+import { isServiceError } from '../errors.ts'
+import { cancelledError, networkError, timeoutError } from './errors.ts'
+import type { Headers } from './rate-limits.ts'
+
+export type ImgurResponse = { status: number; headers: Headers; body: string }
+type SendInit = {
+  headers: Record<string, string>
+  body: NonNullable<Dispatcher.RequestOptions['body']>
+  signal: AbortSignal
+}
+
+/** Imgur's answers are small JSON or HTML; a runaway body is cut rather than buffered. */
+const MAX_RESPONSE_BYTES = 1 << 20
+
+export async function post(dispatcher: Dispatcher, url: string, init: SendInit): Promise<ImgurResponse> {
+  const response = await request(url, { dispatcher, method: 'POST', ...init })
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_RESPONSE_BYTES) break
+    chunks.push(chunk)
+  }
+  return {
+    status: response.statusCode,
+    headers: response.headers,
+    body: Buffer.concat(chunks).toString('utf8'),
+  }
+}
+
+/**
+ * Runs `work` with a signal that fires on the caller's abort or after `timeoutMs`, and names the
+ * failure by which one fired: the caller's abort wins (`cancelled`), then the deadline.
+ */
+export async function withDeadline<T>(
+  timeoutMs: number,
+  callerSignal: AbortSignal | undefined,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  if (callerSignal?.aborted) throw cancelledError(callerSignal.reason)
+  const deadline = new AbortController()
+  const timer = setTimeout(() => deadline.abort(), timeoutMs)
+  timer.unref()
+  const signal = callerSignal ? AbortSignal.any([callerSignal, deadline.signal]) : deadline.signal
+  try {
+    return await work(signal)
+  } catch (error) {
+    if (callerSignal?.aborted) throw cancelledError(error)
+    if (deadline.signal.aborted) throw timeoutError(timeoutMs, error)
+    if (isServiceError(error)) throw error
+    throw networkError(error)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Settles with `promise`, or rejects as soon as `signal` aborts (the promise itself keeps running). */
+export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

@@ -1,0 +1,214 @@
+/**
+ * Imgur's rate-limit headers, read into budgets, and the optimistic reservation the scheduler
+ * takes before each upload. Pure: every function gets the clock as an argument.
+ * Header facts: /work/shared/notes/imgur-api.md#rate-limits
+ */
+export type Headers = Record<string, string | string[] | undefined>
+export type Budget = {
+  limit: number
+  remaining: number
+  /** Epoch ms at which the budget is considered refilled. */
+  resetAt: number
+  /** True when Imgur sent no reset header and `resetAt` is our guess (a full window from the response). */
+  resetAssumed?: boolean
+}
+export type ParsedLimits = { post?: Budget; client?: Budget; user?: Budget }
+export type Reservation = { ok: true; release(): void } | { ok: false; waitMs: number; resetAt: number }
+export type LimitsEntry = {
+  key: string
+  post?: Budget
+  client?: Budget
+  user?: Budget
+  blockedUntil?: number
+  inFlight: number
+}
+
+const HOUR = 3_600_000
+/** An upload costs one POST (per IP) and 10 credits (client credits for Client-ID, user credits for Bearer). */
+export const UPLOAD_COST = { post: 1, credits: 10 } as const
+/** Reset headers below this are seconds-to-reset; above it, epoch seconds (docs say epoch, servers send seconds). */
+const EPOCH_THRESHOLD = 1e9
+/** Two readings whose resets differ by less than this describe the same window. */
+const SAME_WINDOW_MS = 60_000
+/** Refused only because of in-flight uploads: their responses will tell, so look again soon. */
+const IN_FLIGHT_RECHECK_MS = 1_000
+
+// A missing reset means "a full window from now": ClientReset is often absent and the client
+// budget is daily, so we assume the day restarts 24 h after the reading. That only matters once
+// the budget is exhausted, and then guessing late is the safe side (five daily exhaustions a
+// month block the app). The post and user buckets are hourly.
+const SOURCES = {
+  post: {
+    limit: 'x-post-rate-limit-limit',
+    remaining: 'x-post-rate-limit-remaining',
+    reset: 'x-post-rate-limit-reset',
+    window: HOUR,
+  },
+  client: {
+    limit: 'x-ratelimit-clientlimit',
+    remaining: 'x-ratelimit-clientremaining',
+    reset: 'x-ratelimit-clientreset',
+    window: 24 * HOUR,
+  },
+  user: {
+    limit: 'x-ratelimit-userlimit',
+    remaining: 'x-ratelimit-userremaining',
+    reset: 'x-ratelimit-userreset',
+    window: HOUR,
+  },
+} as const
+
+/** A header's first value, looked up case-insensitively (undici lower-cases, hand-built maps may not). */
+export function header(headers: Headers, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value
+  }
+  return undefined
+}
+
+function count(headers: Headers, name: string): number | undefined {
+  const raw = header(headers, name)?.trim()
+  if (!raw) return undefined
+  const value = Number(raw)
+  return Number.isFinite(value) && value >= 0 ? value : undefined
+}
+
+export function parseRateLimitHeaders(headers: Headers, now: number): ParsedLimits {
+  const parsed: ParsedLimits = {}
+  for (const kind of ['post', 'client', 'user'] as const) {
+    const source = SOURCES[kind]
+    const remaining = count(headers, source.remaining)
+    if (remaining === undefined) continue
+    const reset = count(headers, source.reset)
+    const budget: Budget = {
+      limit: Math.max(count(headers, source.limit) ?? remaining, remaining),
+      remaining,
+      resetAt:
+        reset === undefined
+          ? now + source.window
+          : reset > EPOCH_THRESHOLD
+            ? reset * 1000
+            : now + reset * 1000,
+    }
+    if (reset === undefined) budget.resetAssumed = true
+    parsed[kind] = budget
+  }
+  return parsed
+}
+
+/**
+ * How long a 429 asks us to wait: Retry-After when present, else the reset of the exhausted
+ * budgets. With several exhausted we take the LATEST reset: an upload needs all of them.
+ */
+export function retryAfterMs(headers: Headers, now: number): number | undefined {
+  const retryAfter = header(headers, 'retry-after')?.trim()
+  if (retryAfter) {
+    const at = /^\d+$/.test(retryAfter) ? now + Number(retryAfter) * 1000 : Date.parse(retryAfter)
+    if (Number.isFinite(at)) return Math.max(0, at - now)
+  }
+  const { post, client, user } = parseRateLimitHeaders(headers, now)
+  const exhausted = [
+    post && post.remaining < UPLOAD_COST.post ? post : undefined,
+    client && client.remaining < UPLOAD_COST.credits ? client : undefined,
+    user && user.remaining < UPLOAD_COST.credits ? user : undefined,
+  ].filter((budget) => budget !== undefined)
+  if (exhausted.length === 0) return undefined
+  return Math.max(0, ...exhausted.map((budget) => budget.resetAt - now))
+}
+
+// Concurrent responses arrive in any order: within one window keep the lowest reading, so a
+// late, stale response cannot raise the budget back up. A guessed reset slides with every
+// reading, so there the latest reading wins (it may be a real refill).
+function merge(old: Budget | undefined, next: Budget): Budget {
+  if (!old || old.resetAssumed || next.resetAssumed) return next
+  if (Math.abs(old.resetAt - next.resetAt) >= SAME_WINDOW_MS) return next
+  return { ...next, remaining: Math.min(old.remaining, next.remaining) }
+}
+
+type KeyState = { client?: Budget; user?: Budget; blockedUntil?: number; inFlight: number }
+
+/**
+ * Budgets per credential key ('client:…' or 'account:…', already hashed) plus the one per-IP POST
+ * budget every key shares. Reservations are optimistic: each in-flight upload counts against the
+ * last known remaining, and a reservation is refused while remaining − in-flight cost < cost, so
+ * sending stops BEFORE Imgur's budget reaches zero.
+ */
+export class RateLimits {
+  #post: Budget | undefined
+  #postInFlight = 0
+  readonly #keys = new Map<string, KeyState>()
+  readonly #unknown429BackoffMs: number
+
+  /** `unknown429BackoffMs`: how long a 429 that names no reset blocks its key. */
+  constructor(options: { unknown429BackoffMs?: number } = {}) {
+    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? 60_000
+  }
+
+  #state(key: string): KeyState {
+    let state = this.#keys.get(key)
+    if (!state) {
+      state = { inFlight: 0 }
+      this.#keys.set(key, state)
+    }
+    return state
+  }
+
+  update(key: string, parsed: ParsedLimits): void {
+    if (parsed.post) this.#post = merge(this.#post, parsed.post)
+    if (!parsed.client && !parsed.user) return
+    const state = this.#state(key)
+    if (parsed.client) state.client = merge(state.client, parsed.client)
+    if (parsed.user) state.user = merge(state.user, parsed.user)
+  }
+
+  reserve(key: string, now: number): Reservation {
+    const state = this.#state(key)
+    const credits = key.startsWith('account:') ? state.user : state.client
+    const waits: number[] = []
+    if (state.blockedUntil !== undefined && state.blockedUntil > now) waits.push(state.blockedUntil)
+    const check = (budget: Budget | undefined, inFlight: number, cost: number) => {
+      if (!budget) return
+      const remaining = now >= budget.resetAt ? budget.limit : budget.remaining
+      if (remaining - inFlight * cost >= cost) return
+      waits.push(remaining >= cost ? now + IN_FLIGHT_RECHECK_MS : budget.resetAt)
+    }
+    check(this.#post, this.#postInFlight, UPLOAD_COST.post)
+    check(credits, state.inFlight, UPLOAD_COST.credits)
+    if (waits.length > 0) {
+      const resetAt = Math.max(...waits)
+      return { ok: false, waitMs: resetAt - now, resetAt }
+    }
+    state.inFlight++
+    this.#postInFlight++
+    let released = false
+    return {
+      ok: true,
+      release: () => {
+        if (released) return
+        released = true
+        state.inFlight--
+        this.#postInFlight--
+      },
+    }
+  }
+
+  on429(key: string, retryAfterMs: number | undefined, now: number): void {
+    const state = this.#state(key)
+    const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
+    state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
+  }
+
+  /** For health and metrics. The shared POST budget is reported once, under the key 'ip'. */
+  snapshot(): LimitsEntry[] {
+    const entries: LimitsEntry[] = []
+    if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
+    for (const [key, state] of this.#keys) {
+      const entry: LimitsEntry = { key, inFlight: state.inFlight }
+      if (state.client) entry.client = { ...state.client }
+      if (state.user) entry.user = { ...state.user }
+      if (state.blockedUntil !== undefined) entry.blockedUntil = state.blockedUntil
+      entries.push(entry)
+    }
+    return entries
+  }
+}
