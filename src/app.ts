@@ -15,7 +15,11 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/
 
 /** Fastify's own errors that mean "bad request", with the code and words we answer them with. */
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type', 'send the body as Content-Type: application/json'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [
+    415,
+    'unsupported_media_type',
+    'send the body as Content-Type: application/json',
+  ],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large', 'the request body is larger than 1 MiB'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'invalid_json', 'the request body is empty'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'invalid_json', 'the request body is not valid JSON'],
@@ -44,7 +48,11 @@ export function buildApp({ config, store, queue, log }: AppDeps) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isServiceError(error) && error.statusCode !== undefined) {
       if (error.retryAfterMs !== undefined) reply.header('retry-after', Math.ceil(error.retryAfterMs / 1000))
-      const body = { error: error.code, message: error.message, ...(error.details && { details: error.details }) }
+      const body = {
+        error: error.code,
+        message: error.message,
+        ...(error.details && { details: error.details }),
+      }
       return reply.code(error.statusCode).send(body)
     }
     if (error.validation) {
@@ -64,7 +72,9 @@ export function buildApp({ config, store, queue, log }: AppDeps) {
   })
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: 'not_found', message: `no route for ${request.method} ${request.url.slice(0, 256)}` })
+    reply
+      .code(404)
+      .send({ error: 'not_found', message: `no route for ${request.method} ${request.url.slice(0, 256)}` })
   })
 
   app.register(routes, { store, queue, maxUrlsPerJob: config.maxUrlsPerJob })

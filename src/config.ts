@@ -86,7 +86,10 @@ export function loadConfig(env: Env = process.env): Config {
   const imgurClientId = read('IMGUR_CLIENT_ID')
   const imgurClientSecret = read('IMGUR_CLIENT_SECRET')
   const imgurRefreshToken = read('IMGUR_REFRESH_TOKEN')
-  if ((imgurClientSecret || imgurRefreshToken) && !(imgurClientId && imgurClientSecret && imgurRefreshToken)) {
+  if (
+    (imgurClientSecret || imgurRefreshToken) &&
+    !(imgurClientId && imgurClientSecret && imgurRefreshToken)
+  ) {
     problems.push(
       'Expected `IMGUR_CLIENT_ID`, `IMGUR_CLIENT_SECRET` and `IMGUR_REFRESH_TOKEN` to be set together for account uploads',
     )

@@ -1,4 +1,7 @@
-/** Log paths that may carry a credential: pino replaces their values before a line is written. */
+/** The service's logger: JSON lines, credentials redacted by path before any line is written. */
+import pino, { type DestinationStream, type Logger } from 'pino'
+
+/** Log paths that may carry a credential. */
 export const REDACT = [
   'clientId',
   '*.clientId',
@@ -8,7 +11,11 @@ export const REDACT = [
   'imgurClientId',
   'imgurClientSecret',
   'imgurRefreshToken',
-  'config.imgurClientId',
-  'config.imgurClientSecret',
-  'config.imgurRefreshToken',
+  '*.imgurClientId',
+  '*.imgurClientSecret',
+  '*.imgurRefreshToken',
 ]
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' } }, destination)
+}

@@ -9,7 +9,10 @@ import { parseSubmittedUrls } from './urls.ts'
 
 export type RoutesOptions = { store: JobStore; queue: Scheduler; maxUrlsPerJob: number }
 
-export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (app, { store, queue, maxUrlsPerJob }) => {
+export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
+  app,
+  { store, queue, maxUrlsPerJob },
+) => {
   app.post(
     '/v1/images/upload',
     {
@@ -21,9 +24,13 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (app, { st
       },
       preValidation: async (request) => {
         if (request.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== 'application/json') {
-          throw new ServiceError('unsupported_media_type', 'send the body as Content-Type: application/json', {
-            statusCode: 415,
-          })
+          throw new ServiceError(
+            'unsupported_media_type',
+            'send the body as Content-Type: application/json',
+            {
+              statusCode: 415,
+            },
+          )
         }
       },
     },
@@ -31,10 +38,14 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (app, { st
       const parsed = parseSubmittedUrls(request.body.urls)
       if (!parsed.ok) {
         const count = parsed.problems.length
-        throw new ServiceError('invalid_urls', `${count} of the submitted URLs ${count === 1 ? 'is' : 'are'} invalid`, {
-          statusCode: 400,
-          details: { invalid: parsed.problems },
-        })
+        throw new ServiceError(
+          'invalid_urls',
+          `${count} of the submitted URLs ${count === 1 ? 'is' : 'are'} invalid`,
+          {
+            statusCode: 400,
+            details: { invalid: parsed.problems },
+          },
+        )
       }
       const job = queue.submit(parsed.urls, parsed.targets, request.body.clientId)
       request.log.info({ jobId: job.id, urls: job.items.length }, 'job accepted')
@@ -64,6 +75,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (app, { st
 
 export function findJob(store: JobStore, id: string) {
   const job = store.get(id)
-  if (job === undefined) throw new ServiceError('job_not_found', `no job with id ${id.slice(0, 64)}`, { statusCode: 404 })
+  if (job === undefined)
+    throw new ServiceError('job_not_found', `no job with id ${id.slice(0, 64)}`, { statusCode: 404 })
   return job
 }

@@ -74,5 +74,7 @@ export const JobStatus = Type.Object(
 )
 
 export const Links = Type.Object({
-  uploaded: Type.Array(Type.String(), { description: 'every Imgur link uploaded since start, in upload order' }),
+  uploaded: Type.Array(Type.String(), {
+    description: 'every Imgur link uploaded since start, in upload order',
+  }),
 })

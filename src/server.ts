@@ -1,10 +1,9 @@
 /** Process entry: read config, start the sandbox if needed, build the app, listen, drain on SIGTERM. */
-import pino from 'pino'
 import { buildApp } from './app.ts'
 import { type Config, ConfigError, loadConfig } from './config.ts'
+import { createLogger } from './log.ts'
 import { createSandbox } from './sandbox/sandbox.ts'
 import { createService } from './service.ts'
-import { REDACT } from './log.ts'
 
 let config: Config
 try {
@@ -15,7 +14,7 @@ try {
   process.exit(1)
 }
 
-const log = pino({ level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } })
+const log = createLogger(config.logLevel)
 
 let sandbox: ReturnType<typeof createSandbox> | undefined
 if (config.imgurMode === 'sandbox') {

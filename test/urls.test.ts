@@ -25,7 +25,11 @@ test('duplicates are stripped, keeping the first occurrence in submission order'
 
 test('the submitted spelling is kept while the normalised one is downloaded', () => {
   const result = parseSubmittedUrls(['HTTP://Example.com/x.png#top'])
-  assert.deepEqual(result, { ok: true, urls: ['HTTP://Example.com/x.png#top'], targets: ['http://example.com/x.png'] })
+  assert.deepEqual(result, {
+    ok: true,
+    urls: ['HTTP://Example.com/x.png#top'],
+    targets: ['http://example.com/x.png'],
+  })
 })
 
 test('every invalid entry is named by index and reason', () => {

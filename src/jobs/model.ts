@@ -33,7 +33,12 @@ export type Job = {
   pending: number
 }
 
-export function createJob(urls: readonly string[], targets: readonly string[], clientId?: string, now = Date.now()): Job {
+export function createJob(
+  urls: readonly string[],
+  targets: readonly string[],
+  clientId?: string,
+  now = Date.now(),
+): Job {
   const items = urls.map((url, index): Item => {
     const target = targets[index] ?? url
     return {
@@ -46,7 +51,15 @@ export function createJob(urls: readonly string[], targets: readonly string[], c
       reused: false,
     }
   })
-  return { id: randomUUID(), created: now, finished: undefined, clientId, items, started: false, pending: items.length }
+  return {
+    id: randomUUID(),
+    created: now,
+    finished: undefined,
+    clientId,
+    items,
+    started: false,
+    pending: items.length,
+  }
 }
 
 export function jobStatus(job: Job): JobStatus {

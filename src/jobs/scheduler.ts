@@ -234,7 +234,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         (outcome) => {
           item.reused = outcome.reused
           store.complete(job, item, outcome.link)
-          log.info({ jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts }, 'item complete')
+          log.info(
+            { jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts },
+            'item complete',
+          )
           this.emit('settled', { job, item, outcome: 'complete' })
         },
         (error: unknown) => this.#failed(turn, item, error),

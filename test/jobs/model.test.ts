@@ -41,7 +41,12 @@ test('items move to complete or failed; the job completes with the last one', ()
     attempts: 1,
     reason: { code: 'download_http_status', message: 'origin answered HTTP 404' },
   })
-  assert.deepEqual(view.items[0], { url: urls[0], state: 'complete', attempts: 1, link: 'https://i.imgur.com/abc.png' })
+  assert.deepEqual(view.items[0], {
+    url: urls[0],
+    state: 'complete',
+    attempts: 1,
+    link: 'https://i.imgur.com/abc.png',
+  })
 })
 
 test('illegal transitions throw instead of corrupting the lists', () => {

@@ -7,11 +7,21 @@ import { type Item, type Job, viewJob } from '../../src/jobs/model.ts'
 import { Scheduler, type SchedulerOptions, type Work } from '../../src/jobs/scheduler.ts'
 import { JobStore } from '../../src/jobs/store.ts'
 
-type Call = { job: Job; item: Item; signal: AbortSignal; resolve: (link: string) => void; reject: (e: unknown) => void }
+type Call = {
+  job: Job
+  item: Item
+  signal: AbortSignal
+  resolve: (link: string) => void
+  reject: (e: unknown) => void
+}
 
 type Budget = { ok: true; release: () => void } | { ok: false; waitMs: number; resetAt: number }
 
-function setup(t: { after: (fn: () => unknown) => void }, options: Partial<SchedulerOptions> = {}, budget?: () => Budget) {
+function setup(
+  t: { after: (fn: () => unknown) => void },
+  options: Partial<SchedulerOptions> = {},
+  budget?: () => Budget,
+) {
   const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
   const calls: Call[] = []
   // Like the real worker: holds its host until it settles, and gives up when cancelled.
@@ -55,7 +65,13 @@ test('options are checked at construction with exact messages', () => {
   assert.throws(
     () =>
       new Scheduler(
-        { concurrency: 0, perHostConcurrency: 1, maxPendingItems: 1, maxRateLimitWaitMs: 0, retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } },
+        {
+          concurrency: 0,
+          perHostConcurrency: 1,
+          maxPendingItems: 1,
+          maxRateLimitWaitMs: 0,
+          retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+        },
         {} as never,
       ),
     /Expected `concurrency` to be an integer >= 1, got `0`/,
@@ -129,7 +145,10 @@ test('retryable failures are retried and stay pending meanwhile; permanent ones 
     failed: ['https://a.test/missing.png'],
   })
   assert.equal(view.items[0]?.attempts, 2)
-  assert.deepEqual(view.items[1]?.reason, { code: 'download_http_status', message: 'origin answered HTTP 404' })
+  assert.deepEqual(view.items[1]?.reason, {
+    code: 'download_http_status',
+    message: 'origin answered HTTP 404',
+  })
 })
 
 test('attempts are bounded: the last retryable failure fails the item with its reason', async (t) => {
@@ -152,7 +171,9 @@ test("a refused client id fails the job's remaining items at once, not one by on
   const { queue, submit, nextCall } = setup(t, { concurrency: 1 })
   const job = submit(urls('a.test', 20), 'bad-id')
   const call = await nextCall()
-  call.reject(new ServiceError('imgur_client_id_refused', 'Imgur refused the client id (403 Invalid client_id)'))
+  call.reject(
+    new ServiceError('imgur_client_id_refused', 'Imgur refused the client id (403 Invalid client_id)'),
+  )
   await queue.onIdle()
   const view = viewJob(job)
   assert.equal(view.uploaded.failed.length, 20)
@@ -188,7 +209,10 @@ test('a full queue refuses new jobs with 503 and a Retry-After', (t) => {
   assert.throws(
     () => submit(urls('b.test', 2)),
     (error: unknown) =>
-      error instanceof ServiceError && error.code === 'queue_full' && error.statusCode === 503 && error.retryAfterMs !== undefined,
+      error instanceof ServiceError &&
+      error.code === 'queue_full' &&
+      error.statusCode === 503 &&
+      error.retryAfterMs !== undefined,
   )
 })
 

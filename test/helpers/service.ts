@@ -1,0 +1,105 @@
+/**
+ * Starts the whole service against real local servers on port 0 — the Imgur sandbox and a fake
+ * origin — exactly as server.ts wires it, and tears everything down after the test.
+ */
+import { Writable } from 'node:stream'
+import type { TestContext } from 'node:test'
+import { buildApp } from '../../src/app.ts'
+import { loadConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
+import { createSandbox, type SandboxOptions } from '../../src/sandbox/sandbox.ts'
+import { createService, type ServiceOverrides } from '../../src/service.ts'
+import { type Origin, startOrigin } from './origin.ts'
+
+export type Harness = Awaited<ReturnType<typeof startService>>
+
+export async function startService(
+  t: TestContext,
+  options: { env?: Record<string, string>; sandbox?: SandboxOptions; overrides?: ServiceOverrides } = {},
+) {
+  const sandbox = createSandbox(options.sandbox)
+  await sandbox.listen()
+  const origin: Origin = await startOrigin()
+  const config = loadConfig({
+    IMGUR_API_URL: sandbox.url,
+    IMGUR_CLIENT_ID: 'configured-client-id',
+    FETCH_ALLOW_PRIVATE_NETWORKS: 'true',
+    RETRY_BASE_DELAY_MS: '1',
+    RETRY_MAX_DELAY_MS: '5',
+    LOG_LEVEL: 'info',
+    ...options.env,
+  })
+  const logs: string[] = []
+  const log = createLogger(
+    config.logLevel,
+    new Writable({
+      write(chunk, _encoding, done) {
+        logs.push(String(chunk))
+        done()
+      },
+    }),
+  )
+  const service = createService(config, log, { random: () => 0.5, ...options.overrides })
+  const app = buildApp({ config, log, ...service })
+  await app.ready()
+  t.after(async () => {
+    await app.close()
+    await service.close(0)
+    await Promise.all([sandbox.close(), origin.close()])
+  })
+
+  const submit = async (urls: unknown[], extra: Record<string, unknown> = {}) => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/images/upload',
+      payload: { urls, ...extra },
+    })
+    if (response.statusCode !== 202)
+      throw new Error(`submit answered ${response.statusCode}: ${response.body}`)
+    return response.json<{ jobId: string }>().jobId
+  }
+  const status = async (jobId: string) => {
+    const response = await app.inject({ method: 'GET', url: `/v1/images/upload/${jobId}` })
+    return response.json<StatusBody>()
+  }
+  /** Submits, waits for the queue to drain (no polling), and returns the final status. */
+  const run = async (urls: unknown[], extra: Record<string, unknown> = {}) => {
+    const jobId = await submit(urls, extra)
+    await service.queue.onIdle()
+    return status(jobId)
+  }
+  return { app, config, service, sandbox, origin, logs, submit, status, run }
+}
+
+export type StatusBody = {
+  id: string
+  created: string
+  finished: string | null
+  status: 'pending' | 'in-progress' | 'complete'
+  uploaded: { pending: string[]; complete: string[]; failed: string[] }
+  items: Array<{
+    url: string
+    state: string
+    attempts: number
+    link?: string
+    reused?: boolean
+    reason?: { code: string; message: string }
+  }>
+}
+
+/** Each submitted URL is in exactly one list, and the lists keep submission order. */
+export function assertPartition(body: StatusBody, submitted: string[]): void {
+  const { pending, complete, failed } = body.uploaded
+  const listed = [...pending, ...failed].length + complete.length
+  if (listed !== submitted.length) throw new Error(`${listed} URLs listed, ${submitted.length} submitted`)
+  const order = (list: string[]) => list.map((url) => submitted.indexOf(url))
+  for (const list of [pending, failed]) {
+    const indexes = order(list)
+    if (indexes.some((i) => i < 0)) throw new Error(`a listed URL was not submitted: ${list}`)
+    if (indexes.some((i, k) => k > 0 && i <= (indexes[k - 1] as number)))
+      throw new Error('lists out of order')
+  }
+  const links = body.items.filter((item) => item.state === 'complete').map((item) => item.link)
+  if (JSON.stringify(links) !== JSON.stringify(complete))
+    throw new Error('complete does not follow submission order')
+}
