@@ -1,0 +1,66 @@
+import type { LookupAddress, LookupOptions } from 'node:dns'
+import { isIP, type LookupFunction } from 'node:net'
+import { Agent, buildConnector } from 'undici'
+import { ServiceError } from '../errors.ts'
+
+export type Resolve = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>
+
+/** Which dialled addresses are refused. `allowPrivate` lifts the ban (tests, local demos). */
+export type AddressPolicy = { allowPrivate: boolean; isBlocked: (address: string) => boolean }
+
+const notFound = (hostname: string) =>
+  Object.assign(new Error(`no usable address for ${hostname}`), { code: 'ENOTFOUND', hostname })
+
+/**
+ * The `lookup` the socket itself uses: one resolution, judged and then dialled, so DNS rebinding
+ * has no second answer to slip in (a separate resolve-check-fetch is a TOCTOU hole). Every
+ * answer is judged, not only the one picked: Happy Eyeballs may dial any of them.
+ */
+export function guardedLookup(resolve: Resolve, policy: AddressPolicy): LookupFunction {
+  return (hostname: string, options: LookupOptions, callback) => {
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family
+    resolve(hostname)
+      .then((answers) => {
+        if (!policy.allowPrivate && answers.some((a) => policy.isBlocked(a.address))) {
+          throw new ServiceError(
+            'download_blocked',
+            `blocked: ${hostname} resolves to a private or reserved address`,
+          )
+        }
+        const usable = answers.filter((a) => !family || a.family === family)
+        if (usable.length === 0) throw notFound(hostname)
+        return usable
+      })
+      .then(
+        (usable: LookupAddress[]) => {
+          const [first] = usable as [LookupAddress]
+          if (options.all) callback(null, usable)
+          else callback(null, first.address, first.family)
+        },
+        (error: NodeJS.ErrnoException) => callback(error, ''),
+      )
+  }
+}
+
+/**
+ * One keep-alive Agent whose every new connection goes through the guarded lookup. Literal IP
+ * hosts never reach a lookup hook (Node skips it), so the connector judges them itself.
+ */
+export function createAgent(resolve: Resolve, policy: AddressPolicy, timeoutMs: number): Agent {
+  const connectTimeout = Math.min(timeoutMs, 10_000) // also bounds a hanging DNS lookup
+  const base = buildConnector({
+    timeout: connectTimeout,
+    lookup: guardedLookup(resolve, policy),
+    autoSelectFamily: true,
+  })
+  const connect: buildConnector.connector = (options, callback) => {
+    if (!policy.allowPrivate && isIP(options.hostname) !== 0 && policy.isBlocked(options.hostname)) {
+      callback(new ServiceError('download_blocked', 'blocked: private address literal'), null)
+      return
+    }
+    base(options, callback)
+  }
+  // headersTimeout/bodyTimeout are backstops only: the total deadline (an AbortSignal) is what
+  // stops a drip, since bodyTimeout resets on every chunk.
+  return new Agent({ connect, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+}

@@ -1,0 +1,53 @@
+import { ServiceError } from '../errors.ts'
+
+/** "30 s", "1.5 s", "300 ms". */
+export function formatDuration(ms: number): string {
+  return ms >= 1000 ? `${Number((ms / 1000).toFixed(1))} s` : `${ms} ms`
+}
+
+type Context = { url: URL; reading: boolean; timeoutMs: number; timedOut: boolean }
+
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+const NO_HOST = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_NODATA', 'EAI_FAIL'])
+const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
+
+/** Node reports a failed Happy Eyeballs race as an AggregateError; its first attempt names the cause. */
+function errorCode(error: unknown): string {
+  const e = error as { code?: unknown; errors?: unknown[] } | undefined
+  if (typeof e?.code === 'string') return e.code
+  return Array.isArray(e?.errors) ? errorCode(e.errors[0]) : ''
+}
+
+/**
+ * Maps a low-level failure to a public ServiceError. Messages are shown to API users, so they
+ * never carry addresses, ports or errno text (no port-scan oracle); the raw error is the cause.
+ */
+export function classifyError(error: unknown, context: Context): ServiceError {
+  const fail = (code: string, message: string, retryable: boolean) =>
+    new ServiceError(code, message, { retryable, cause: error })
+  const code = errorCode(error)
+  if (context.timedOut || TIMEOUTS.has(code)) {
+    return fail(
+      'download_timeout',
+      `download did not finish within ${formatDuration(context.timeoutMs)}`,
+      true,
+    )
+  }
+  if (context.reading && (DROPPED.has(code) || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+    return fail('download_truncated', 'origin closed the connection before the body was complete', true)
+  }
+  if (NO_HOST.has(code))
+    return fail('download_network', `could not resolve host ${context.url.hostname}`, true)
+  if (code === 'ECONNREFUSED') return fail('download_network', 'connection refused by origin', true)
+  if (DROPPED.has(code)) return fail('download_network', 'connection reset by origin', true)
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT') {
+    return fail('download_network', 'origin is unreachable', true)
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code)) {
+    return fail('download_network', "origin's TLS certificate is not valid", false)
+  }
+  if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
+    return fail('download_network', 'TLS handshake with origin failed', true)
+  }
+  return fail('download_network', 'could not download from origin', true)
+}
