@@ -1,6 +1,8 @@
 /** The HTTP routes: validated input in, one domain call, a plain object out. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { ServiceError } from './errors.ts'
+import { createEventStreams } from './events.ts'
 import { viewJob } from './jobs/model.ts'
 import type { Scheduler } from './jobs/scheduler.ts'
 import type { JobStore } from './jobs/store.ts'
@@ -63,6 +65,29 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       },
     },
     async (request) => viewJob(findJob(store, request.params.jobId)),
+  )
+
+  const events = createEventStreams(store)
+  app.addHook('preClose', async () => events.close())
+  app.get(
+    '/v1/images/upload/:jobId/events',
+    {
+      schema: {
+        summary: 'Live status of a job (Server-Sent Events)',
+        description:
+          'Sends an `status` event carrying the same document as the status route at once and on every change, and ends after `complete`.',
+        params: JobParams,
+        produces: ['text/event-stream'],
+        response: {
+          200: {
+            description: 'a stream of `event: status` messages',
+            content: { 'text/event-stream': { schema: Type.String() } },
+          },
+          404: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => events.stream(findJob(store, request.params.jobId), request, reply),
   )
 
   app.get(
