@@ -29,7 +29,8 @@ export type Config = Readonly<{
   jobRetentionMs: number
   shutdownTimeoutMs: number
   sandboxPort: number
-  sandboxPublicUrl: string
+  /** Base of sandbox links; undefined with SANDBOX_PORT=0, when the sandbox uses its own address. */
+  sandboxPublicUrl: string | undefined
 }>
 
 type Env = Record<string, string | undefined>
@@ -124,7 +125,10 @@ export function loadConfig(env: Env = process.env): Config {
     jobRetentionMs: int('JOB_RETENTION_MS', 24 * 3600_000, 1),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     sandboxPort,
-    sandboxPublicUrl: httpUrl('SANDBOX_PUBLIC_URL', `http://localhost:${sandboxPort}`),
+    sandboxPublicUrl:
+      read('SANDBOX_PUBLIC_URL') === undefined && sandboxPort === 0
+        ? undefined
+        : httpUrl('SANDBOX_PUBLIC_URL', `http://localhost:${sandboxPort}`),
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

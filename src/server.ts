@@ -18,11 +18,11 @@ const log = createLogger(config.logLevel)
 
 let sandbox: ReturnType<typeof createSandbox> | undefined
 if (config.imgurMode === 'sandbox') {
-  sandbox = createSandbox({ publicUrl: config.sandboxPublicUrl })
+  sandbox = createSandbox(config.sandboxPublicUrl === undefined ? {} : { publicUrl: config.sandboxPublicUrl })
   const url = await sandbox.listen(config.sandboxPort, config.host)
   config = Object.freeze({ ...config, imgurApiUrl: url, imgurClientId: 'sandbox' })
   log.warn(
-    { imgurApiUrl: url, links: config.sandboxPublicUrl },
+    { imgurApiUrl: url, links: config.sandboxPublicUrl ?? url },
     'SANDBOX MODE: no IMGUR_CLIENT_ID or IMGUR_API_URL is set, so uploads go to the built-in Imgur sandbox, not to Imgur',
   )
 }

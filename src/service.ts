@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
-import { createDownloader, type DownloadOptions } from './download/download.ts'
+import { createDownloader, type Downloader, type DownloadOptions } from './download/download.ts'
 import { createImgurClient } from './imgur/client.ts'
 import { Scheduler } from './jobs/scheduler.ts'
 import { JobStore } from './jobs/store.ts'
@@ -15,18 +15,22 @@ export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-u
 export type ServiceOverrides = {
   /** The resolver downloads use (tests inject one to play DNS tricks). */
   lookup?: DownloadOptions['lookup']
+  /** A downloader standing in for the network (tests that must not dial anything). */
+  downloader?: Downloader
   random?: () => number
 }
 
 export function createService(config: Config, log: Logger, overrides: ServiceOverrides = {}) {
-  const downloader = createDownloader({
-    maxBytes: config.maxImageBytes,
-    timeoutMs: config.fetchTimeoutMs,
-    maxRedirects: config.maxRedirects,
-    allowPrivateNetworks: config.fetchAllowPrivateNetworks,
-    userAgent: USER_AGENT,
-    ...(overrides.lookup && { lookup: overrides.lookup }),
-  })
+  const downloader =
+    overrides.downloader ??
+    createDownloader({
+      maxBytes: config.maxImageBytes,
+      timeoutMs: config.fetchTimeoutMs,
+      maxRedirects: config.maxRedirects,
+      allowPrivateNetworks: config.fetchAllowPrivateNetworks,
+      userAgent: USER_AGENT,
+      ...(overrides.lookup && { lookup: overrides.lookup }),
+    })
   const imgur = createImgurClient({
     apiUrl: config.imgurApiUrl,
     clientId: config.imgurClientId,

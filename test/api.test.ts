@@ -184,3 +184,22 @@ test('a request id is honoured and returned', async (t) => {
   const made = await app.inject({ method: 'GET', url: '/v1/images' })
   assert.match(String(made.headers['x-request-id']), UUID_V4)
 })
+
+test('by default a URL on a private address fails as blocked, and the origin sees no request', async (t) => {
+  const { origin, sandbox, run } = await startService(t, { env: { FETCH_ALLOW_PRIVATE_NETWORKS: 'false' } })
+  const port = new URL(origin.url).port
+  const urls = [
+    `${origin.url}/img/1.png`,
+    `http://0x7f.1:${port}/img/2.png`,
+    `http://[::ffff:127.0.0.1]:${port}/img/3.png`,
+  ]
+  const body = await run(urls)
+  assert.deepEqual(body.uploaded.failed, urls)
+  for (const item of body.items) {
+    assert.equal(item.reason?.code, 'download_blocked')
+    assert.match(item.reason?.message ?? '', /blocked/)
+    assert.equal(item.attempts, 1)
+  }
+  assert.equal(origin.requests, 0)
+  assert.equal(sandbox.requests.length, 0)
+})
