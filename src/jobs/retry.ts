@@ -15,7 +15,13 @@ export type RetryPolicy = {
 /** Milliseconds to wait before the next attempt, or `undefined` when the item must fail now. */
 export function retryDelay(policy: RetryPolicy, error: unknown, attempts: number): number | undefined {
   if (!isServiceError(error) || !error.retryable || attempts >= policy.maxAttempts) return undefined
-  if (error.retryAfterMs !== undefined) return error.retryAfterMs
+  if (error.retryAfterMs !== undefined) {
+    // Imgur's rate-limit resets are honoured in full (the scheduler bounds them by
+    // MAX_RATE_LIMIT_WAIT_MS); any other Retry-After is only a hint, capped like a backoff.
+    return error.code === 'imgur_rate_limited'
+      ? error.retryAfterMs
+      : Math.min(error.retryAfterMs, policy.maxDelayMs)
+  }
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempts - 1))
   return Math.round((policy.random ?? Math.random)() * ceiling)
 }

@@ -29,3 +29,11 @@ test('a wait the remote side asked for wins over the backoff', () => {
   const limited = new ServiceError('imgur_rate_limited', '429', { retryable: true, retryAfterMs: 42_000 })
   assert.equal(retryDelay(policy, limited, 1), 42_000)
 })
+
+test("an origin's Retry-After is a hint capped at the longest backoff", () => {
+  const busy = new ServiceError('download_http_status', 'origin answered HTTP 503', {
+    retryable: true,
+    retryAfterMs: 86_400_000,
+  })
+  assert.equal(retryDelay(policy, busy, 1), 1000)
+})
