@@ -65,6 +65,9 @@ export const JobStatus = Type.Object(
         reused: Type.Optional(
           Type.Boolean({ description: 'the same bytes were uploaded before; their link was reused' }),
         ),
+        deletehash: Type.Optional(
+          Type.String({ description: "Imgur's handle to delete this upload (DELETE /3/image/{deletehash})" }),
+        ),
         reason: Type.Optional(Reason),
       }),
       { description: 'every URL in submission order, with its link or the reason it failed' },

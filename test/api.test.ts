@@ -44,6 +44,10 @@ test('a job of good images becomes Imgur links that open', async (t) => {
   )
   assert.equal(sandbox.urlUploads, 0, 'never an upload by URL')
   assert.deepEqual(
+    body.items.map((item) => item.deletehash),
+    sandbox.uploads.map((upload) => upload.deletehash),
+  )
+  assert.deepEqual(
     sandbox.requests.map((r) => r.auth),
     urls.map(() => 'Client-ID configured-client-id'),
   )

@@ -20,6 +20,7 @@ export type Item = {
   reason: Reason | undefined
   /** Set once the worker found these bytes already uploaded, and no quota was spent. */
   reused: boolean
+  deletehash: string | undefined
 }
 
 export type Job = {
@@ -49,6 +50,7 @@ export function createJob(
       link: undefined,
       reason: undefined,
       reused: false,
+      deletehash: undefined,
     }
   })
   return {
@@ -98,6 +100,7 @@ export type ItemView = {
   attempts: number
   link?: string
   reused?: boolean
+  deletehash?: string
   reason?: Reason
 }
 
@@ -122,6 +125,7 @@ export function viewJob(job: Job): JobView {
       complete.push(item.link as string)
       view.link = item.link as string
       if (item.reused) view.reused = true
+      if (item.deletehash) view.deletehash = item.deletehash
     } else {
       failed.push(item.url)
       view.reason = item.reason as Reason

@@ -233,6 +233,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       .then(
         (outcome) => {
           item.reused = outcome.reused
+          item.deletehash = outcome.deletehash
           store.complete(job, item, outcome.link)
           log.info(
             { jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts },

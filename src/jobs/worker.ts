@@ -15,7 +15,8 @@ export type WorkerDeps = {
   uploads: Map<string, string | Promise<string>>
 }
 
-export type Outcome = { link: string; reused: boolean }
+/** `deletehash` is Imgur's only handle to take an anonymous upload down; absent when reused. */
+export type Outcome = { link: string; reused: boolean; deletehash?: string }
 
 export async function processItem(
   deps: WorkerDeps,
@@ -32,20 +33,21 @@ export async function processItem(
     const link = await known
     return { link, reused: true }
   }
-  const upload = deps.imgur
-    .upload({
-      bytes: image.bytes,
-      mime: image.mime,
-      filename: `image.${image.ext}`,
-      clientId: job.clientId,
-      signal,
-    })
-    .then((uploaded) => uploaded.link)
-  deps.uploads.set(hash, upload)
+  const upload = deps.imgur.upload({
+    bytes: image.bytes,
+    mime: image.mime,
+    filename: `image.${image.ext}`,
+    clientId: job.clientId,
+    signal,
+  })
+  const shared = upload.then((uploaded) => uploaded.link)
+  // Items waiting on the same bytes see the failure; with none waiting it must not go unhandled.
+  shared.catch(() => {})
+  deps.uploads.set(hash, shared)
   try {
-    const link = await upload
+    const { link, deletehash } = await upload
     deps.uploads.set(hash, link)
-    return { link, reused: false }
+    return { link, reused: false, deletehash }
   } catch (error) {
     deps.uploads.delete(hash)
     throw error
