@@ -7,10 +7,10 @@ export type UrlProblem = { index: number; reason: string }
  * The form two URLs are compared by: the WHATWG serialisation without its fragment, so
  * `HTTPS://Example.com:443/a#x` and `https://example.com/a` are the same image.
  */
-export function normaliseUrl(url: URL): string {
-  const copy = new URL(url.href)
-  copy.hash = ''
-  return copy.href
+export function normaliseUrl(url: string | URL): string {
+  const parsed = new URL(url)
+  parsed.hash = ''
+  return parsed.href
 }
 
 function problemOf(entry: unknown): string | URL {
@@ -44,7 +44,9 @@ export function parseSubmittedUrls(
       problems.push({ index, reason: result })
       return
     }
-    const target = normaliseUrl(result)
+    // The URL was parsed for checking and is ours: drop its fragment in place (one parse per entry).
+    result.hash = ''
+    const target = result.href
     if (seen.has(target)) return
     seen.add(target)
     urls.push(entry as string)

@@ -4,7 +4,7 @@ import { MAX_URL_LENGTH, normaliseUrl, parseSubmittedUrls } from '../src/urls.ts
 
 test('normaliseUrl drops the fragment and applies WHATWG normalisation', () => {
   assert.equal(normaliseUrl(new URL('HTTPS://Example.COM:443/a/../b.png#frag')), 'https://example.com/b.png')
-  assert.equal(normaliseUrl(new URL('http://example.com')), 'http://example.com/')
+  assert.equal(normaliseUrl('http://example.com'), 'http://example.com/')
 })
 
 test('duplicates are stripped, keeping the first occurrence in submission order', () => {
