@@ -3,16 +3,6 @@ export const MAX_URL_LENGTH = 2048
 
 export type UrlProblem = { index: number; reason: string }
 
-/**
- * The form two URLs are compared by: the WHATWG serialisation without its fragment, so
- * `HTTPS://Example.com:443/a#x` and `https://example.com/a` are the same image.
- */
-export function normaliseUrl(url: string | URL): string {
-  const parsed = new URL(url)
-  parsed.hash = ''
-  return parsed.href
-}
-
 function problemOf(entry: unknown): string | URL {
   if (typeof entry !== 'string') return `expected a string, got ${entry === null ? 'null' : typeof entry}`
   if (entry.length === 0) return 'empty string'
@@ -29,6 +19,8 @@ function problemOf(entry: unknown): string | URL {
 
 /**
  * Checks every entry and keeps the first occurrence of each distinct URL, in submission order.
+ * Two URLs are the same when their WHATWG serialisations without the fragment are equal, so
+ * `HTTPS://Example.com:443/a#x` and `https://example.com/a` are one image.
  * `urls` holds the URLs as submitted; `targets` the normalised form that is downloaded.
  */
 export function parseSubmittedUrls(

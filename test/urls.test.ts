@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { MAX_URL_LENGTH, normaliseUrl, parseSubmittedUrls } from '../src/urls.ts'
+import { MAX_URL_LENGTH, parseSubmittedUrls } from '../src/urls.ts'
 
-test('normaliseUrl drops the fragment and applies WHATWG normalisation', () => {
-  assert.equal(normaliseUrl(new URL('HTTPS://Example.COM:443/a/../b.png#frag')), 'https://example.com/b.png')
-  assert.equal(normaliseUrl('http://example.com'), 'http://example.com/')
+test('the normalised form drops the fragment and applies WHATWG normalisation', () => {
+  assert.deepEqual(parseSubmittedUrls(['HTTPS://Example.COM:443/a/../b.png#frag', 'http://example.com']), {
+    ok: true,
+    urls: ['HTTPS://Example.COM:443/a/../b.png#frag', 'http://example.com'],
+    targets: ['https://example.com/b.png', 'http://example.com/'],
+  })
 })
 
 test('duplicates are stripped, keeping the first occurrence in submission order', () => {
