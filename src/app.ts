@@ -5,11 +5,21 @@ import Fastify, { type FastifyError } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import { isServiceError } from './errors.ts'
+import type { ImgurClient } from './imgur/client.ts'
 import type { Scheduler } from './jobs/scheduler.ts'
 import type { JobStore } from './jobs/store.ts'
+import { registerOpenApi } from './openapi.ts'
+import { operations } from './operations.ts'
 import { routes } from './routes.ts'
+import { web } from './web.ts'
 
-export type AppDeps = { config: Config; store: JobStore; queue: Scheduler; log: Logger }
+export type AppDeps = {
+  config: Config
+  store: JobStore
+  queue: Scheduler
+  imgur: Pick<ImgurClient, 'limits'>
+  log: Logger
+}
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 
@@ -26,10 +36,12 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'Content-Length does not match the body'],
 }
 
-export function buildApp({ config, store, queue, log }: AppDeps) {
+export function buildApp({ config, store, queue, imgur, log }: AppDeps) {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
+    // One line per request (below) instead of Fastify's two.
+    disableRequestLogging: true,
     requestIdHeader: 'x-request-id',
     genReqId: (request) => {
       const given = request.headers['x-request-id']
@@ -43,6 +55,17 @@ export function buildApp({ config, store, queue, log }: AppDeps) {
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request',
+    )
   })
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -77,7 +100,11 @@ export function buildApp({ config, store, queue, log }: AppDeps) {
       .send({ error: 'not_found', message: `no route for ${request.method} ${request.url.slice(0, 256)}` })
   })
 
+  // Swagger must be registered before the routes it documents.
+  registerOpenApi(app)
   app.register(routes, { store, queue, maxUrlsPerJob: config.maxUrlsPerJob })
+  app.register(operations, { config, store, queue, limits: imgur.limits })
+  app.register(web, { imgurMode: config.imgurMode })
   return app
 }
 
