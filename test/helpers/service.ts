@@ -83,6 +83,7 @@ export type StatusBody = {
     attempts: number
     link?: string
     reused?: boolean
+    deletehash?: string
     reason?: { code: string; message: string }
   }>
 }

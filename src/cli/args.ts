@@ -1,0 +1,95 @@
+/** The command line's arguments: what to upload, to which service, and how to report. */
+import { readFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+
+export const USAGE = `Usage: imgur-upload [options] <url>...
+       imgur-upload [options] --file urls.txt
+       some-command | imgur-upload [options] -
+
+Uploads images to Imgur through an imgur-upload service: submits the URLs as one job, shows its
+progress, then prints each URL with its Imgur link or the reason it failed.
+
+Options:
+  -f, --file <path>     read URLs from a file, one per line ("-" for standard input);
+                        blank lines and lines starting with # are ignored
+  -s, --server <url>    the service (default: $IMGUR_UPLOAD_SERVER or http://localhost:3000)
+      --client-id <id>  upload this job with your own Imgur client id
+      --json            print the job's final status document as JSON instead of lines
+  -h, --help            show this help
+
+Exit status: 0 every image uploaded, 1 some failed, 2 usage, connection or service errors.
+`
+
+export type CliOptions = {
+  urls: string[]
+  server: string
+  clientId: string | undefined
+  json: boolean
+}
+
+/** A mistake in how the command was called: reported with the usage hint, exit status 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+/** One URL a line; surrounding spaces, blank lines and `#` comments are dropped. */
+export function readUrlLines(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+}
+
+/** `help` when --help was asked for; otherwise every option resolved, with the URLs read. */
+export async function parseCli(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  stdin: () => Promise<string>,
+): Promise<CliOptions | 'help'> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  const { values, positionals } = parsed
+  if (values.help) return 'help'
+
+  const server = values.server ?? env.IMGUR_UPLOAD_SERVER ?? 'http://localhost:3000'
+  const url = URL.parse(server)
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new UsageError(`--server must be an http(s) URL, got ${JSON.stringify(server)}`)
+  }
+  if (values['client-id'] === '') throw new UsageError('--client-id must not be empty')
+
+  const sources = [...(values.file ?? []), ...positionals.filter((arg) => arg === '-')]
+  if (sources.filter((source) => source === '-').length > 1)
+    throw new UsageError('standard input can be read once')
+  const urls = positionals.filter((arg) => arg !== '-')
+  for (const source of sources) {
+    const text = source === '-' ? await stdin() : await readFile(source, 'utf8').catch(cannotRead(source))
+    urls.push(...readUrlLines(text))
+  }
+  if (urls.length === 0) throw new UsageError('no URLs given')
+  return { urls, server: url.href.replace(/\/+$/, ''), clientId: values['client-id'], json: values.json }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      file: { type: 'string', short: 'f', multiple: true },
+      server: { type: 'string', short: 's' },
+      'client-id': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+}
+
+function cannotRead(path: string) {
+  return (error: NodeJS.ErrnoException): never => {
+    throw new UsageError(`cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`)
+  }
+}

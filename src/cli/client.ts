@@ -1,0 +1,120 @@
+/**
+ * The command line's side of the API: submit a job, then follow it over Server-Sent Events,
+ * falling back to polling the status route when the stream is unavailable or breaks off.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { JobView } from '../jobs/model.ts'
+
+const POLL_MS = 500
+const POLL_FAILURES = 3
+
+/** The service could not be reached or refused the request: exit status 2. */
+export class ServiceProblem extends Error {
+  override name = 'ServiceProblem'
+}
+
+type ErrorBody = {
+  error?: string
+  message?: string
+  details?: { invalid?: Array<{ index: number; reason: string }> }
+}
+
+export async function submitJob(server: string, urls: string[], clientId?: string): Promise<string> {
+  const response = await request(server, '/v1/images/upload', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(clientId === undefined ? { urls } : { urls, clientId }),
+  })
+  const body = (await response.json().catch(() => ({}))) as ErrorBody & { jobId?: string }
+  if (response.status === 202 && typeof body.jobId === 'string') return body.jobId
+  const lines = (body.details?.invalid ?? []).map(
+    ({ index, reason }) => `\n  ${urls[index] ?? `#${index}`}: ${reason}`,
+  )
+  const code = body.error ? ` ${body.error}` : ''
+  throw new ServiceProblem(
+    `the service refused the job (HTTP ${response.status}${code}): ${body.message ?? 'no explanation given'}${lines.join('')}`,
+  )
+}
+
+/** Calls `onStatus` with every status seen and resolves with the complete one. */
+export async function followJob(
+  server: string,
+  jobId: string,
+  onStatus: (status: JobView) => void,
+): Promise<JobView> {
+  const last = await followEvents(server, jobId, onStatus).catch(() => undefined)
+  if (last?.status === 'complete') return last
+  return pollJob(server, jobId, onStatus)
+}
+
+/** Reads the event stream until `complete`; undefined or an unfinished status when it cannot. */
+async function followEvents(server: string, jobId: string, onStatus: (status: JobView) => void) {
+  const response = await request(server, `/v1/images/upload/${encodeURIComponent(jobId)}/events`, {
+    headers: { accept: 'text/event-stream' },
+  })
+  if (!response.ok || !response.headers.get('content-type')?.startsWith('text/event-stream')) {
+    await response.body?.cancel()
+    return undefined
+  }
+  let last: JobView | undefined
+  let buffer = ''
+  for await (const chunk of response.body?.pipeThrough(new TextDecoderStream()) ?? []) {
+    buffer += chunk.replaceAll('\r\n', '\n')
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const event = parseEvent(buffer.slice(0, end))
+      buffer = buffer.slice(end + 2)
+      if (event?.name !== 'status') continue
+      last = JSON.parse(event.data) as JobView
+      onStatus(last)
+      if (last.status === 'complete') return last
+    }
+  }
+  return last
+}
+
+/** One SSE block (https://html.spec.whatwg.org/multipage/server-sent-events.html): its type and data. */
+function parseEvent(block: string): { name: string; data: string } | undefined {
+  let name = 'message'
+  const data: string[] = []
+  for (const line of block.split('\n')) {
+    const colon = line.indexOf(':')
+    if (colon === 0) continue
+    const field = colon < 0 ? line : line.slice(0, colon)
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+    if (field === 'event') name = value
+    else if (field === 'data') data.push(value)
+  }
+  return data.length > 0 ? { name, data: data.join('\n') } : undefined
+}
+
+async function pollJob(server: string, jobId: string, onStatus: (status: JobView) => void): Promise<JobView> {
+  for (let failures = 0; ; ) {
+    let response: Response
+    try {
+      response = await request(server, `/v1/images/upload/${encodeURIComponent(jobId)}`)
+      failures = 0
+    } catch (error) {
+      // A restart or a blip should not lose the job; a service that stays away should.
+      if (++failures >= POLL_FAILURES) throw error
+      await sleep(POLL_MS * failures)
+      continue
+    }
+    const body = (await response.json().catch(() => ({}))) as JobView & ErrorBody
+    if (response.status === 404) throw new ServiceProblem(`the service no longer knows job ${jobId}`)
+    if (!response.ok) throw new ServiceProblem(`job status answered HTTP ${response.status}: ${body.message}`)
+    onStatus(body)
+    if (body.status === 'complete') return body
+    await sleep(POLL_MS)
+  }
+}
+
+async function request(server: string, path: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(`${server}${path}`, init)
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    throw new ServiceProblem(
+      `cannot reach the service at ${server}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+    )
+  }
+}

@@ -1,0 +1,54 @@
+/** What the command line shows: a redrawn progress bar on a terminal, plain lines elsewhere, and the report. */
+import type { JobView } from '../jobs/model.ts'
+
+type Stream = { write(text: string): unknown; isTTY?: boolean; columns?: number }
+
+const BAR_WIDTH = 30
+
+export function counts(status: JobView) {
+  const { complete, failed } = status.uploaded
+  const total = status.items.length
+  return { total, done: complete.length + failed.length, uploaded: complete.length, failed: failed.length }
+}
+
+/**
+ * On a terminal one line is redrawn in place (`\r`, then erase to its end); in a pipe or log a
+ * line is written only when the counts change, so the output stays short and greppable.
+ */
+export function createProgress(stream: Stream) {
+  let previous = ''
+  let drawn = false
+  return {
+    update(status: JobView): void {
+      const { total, done, uploaded, failed } = counts(status)
+      const text = `${done}/${total} done, ${uploaded} uploaded, ${failed} failed`
+      if (text === previous) return
+      previous = text
+      if (!stream.isTTY) {
+        stream.write(`progress: ${text}\n`)
+        return
+      }
+      const width = Math.max(0, Math.min(BAR_WIDTH, (stream.columns || 80) - text.length - 4))
+      const filled = total === 0 ? width : Math.round((done / total) * width)
+      const bar = width > 0 ? `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ` : ''
+      stream.write(`\r${bar}${text}\x1b[K`)
+      drawn = true
+    },
+    /** Leaves the cursor on a fresh line, so what follows does not overwrite the bar. */
+    end(): void {
+      if (drawn) stream.write('\n')
+    },
+  }
+}
+
+/** One line per URL, in submission order: `uploaded <url> -> <link>` or `failed   <url>: <reason>`. */
+export function formatReport(status: JobView): string {
+  return status.items
+    .map((item) => {
+      if (item.state === 'complete') return `uploaded ${item.url} -> ${item.link}\n`
+      if (item.state === 'failed')
+        return `failed   ${item.url}: ${item.reason?.message} (${item.reason?.code})\n`
+      return `pending  ${item.url}\n`
+    })
+    .join('')
+}

@@ -1,0 +1,226 @@
+/**
+ * The page in a real browser (Debian's chromium, driven by playwright-core) against the real app,
+ * the Imgur sandbox and a fake origin. A missing chromium fails these tests; it never skips them.
+ * UPDATE_SCREENSHOT=1 also saves the finished page to docs/screenshot.png for the README.
+ */
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { type TestContext, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import { buildApp } from '../../src/app.ts'
+import { createLogger } from '../../src/log.ts'
+import { startService } from '../helpers/service.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SCREENSHOT = new URL('../../docs/screenshot.png', import.meta.url)
+
+// One browser for the file: starting chromium costs about a second.
+let browser: Browser | undefined
+async function launch(): Promise<Browser> {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install it with \`apt-get install -y chromium\``)
+  browser ??= await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+  return browser
+}
+test.after(() => browser?.close())
+
+/** The app as `npm start` runs it in sandbox mode, listening on a real port, and a page open on it. */
+async function openPage(t: TestContext, viewport = { width: 1200, height: 900 }) {
+  const h = await startService(t)
+  // The harness points IMGUR_API_URL at its sandbox, which reads as live mode; the banner needs sandbox.
+  const app = buildApp({
+    ...h.service,
+    config: { ...h.config, imgurMode: 'sandbox' },
+    log: createLogger('silent'),
+  })
+  t.after(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const context = await (await launch()).newContext({ viewport, colorScheme: 'light' })
+  t.after(() => context.close())
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
+  const page = await context.newPage()
+  const problems: string[] = []
+  page.on('pageerror', (error) => problems.push(error.message))
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text())
+  })
+  await page.goto(base)
+  return { ...h, base, page, problems }
+}
+
+/** Resolves with the image's natural width once it has loaded (or failed: then 0). */
+function naturalWidth(page: Page, selector: string, index: number): Promise<number> {
+  return page
+    .locator(selector)
+    .nth(index)
+    .evaluate((img: { complete: boolean; naturalWidth: number; decode(): Promise<void> }) =>
+      img.decode().then(
+        () => img.naturalWidth,
+        () => 0,
+      ),
+    )
+}
+
+test('uploads good, broken and duplicate URLs with live progress, thumbnails, reasons and the gallery', async (t) => {
+  const { page, origin, problems, status, app } = await openPage(t)
+  assert.ok(await page.getByRole('note').filter({ hasText: 'Sandbox mode' }).isVisible(), 'sandbox banner')
+
+  // Opaque colours (the seed is the RGBA pixel) so the screenshot shows something.
+  const good = [3910034431, 563540991, 1286557951, 4290840575, 2618922239].map(
+    (rgba) => `${origin.url}/img/${rgba}.png`,
+  )
+  const broken = [`${origin.url}/status/404`, `${origin.url}/html-as-png`]
+  const box = page.getByLabel('Image URLs, one per line')
+  await box.fill([...good, `${good[1]}#again`, ...broken].join('\n'))
+  assert.equal(
+    await page.locator('#checks .duplicate').textContent(),
+    'line 6 repeats line 2; it is uploaded once',
+  )
+  assert.equal(await page.locator('#count').textContent(), '8 URLs (7 different)')
+
+  await page.getByRole('button', { name: 'Upload' }).click()
+  const job = page.locator('.job[data-status="complete"]')
+  await job.waitFor()
+  assert.equal(await box.inputValue(), '', 'the box is cleared for the next list')
+  assert.equal(await job.locator('.job-counts').textContent(), 'Finished: 5 uploaded, 2 failed.')
+  assert.equal(await job.locator('progress').getAttribute('value'), '7')
+  assert.equal(await job.locator('progress').getAttribute('max'), '7')
+
+  const final = await status((await job.getAttribute('data-job-id')) ?? '')
+  const links = await job.locator('.job-links a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))
+  assert.deepEqual(links.toSorted(), final.uploaded.complete.toSorted())
+  for (let i = 0; i < good.length; i++)
+    assert.ok((await naturalWidth(page, '.job-links img', i)) > 0, `thumbnail ${i}`)
+  const failures = await job.locator('.failures li').allInnerTexts()
+  assert.deepEqual(
+    failures,
+    final.items
+      .filter((item) => item.state === 'failed')
+      .map((item) => `${item.url}: ${item.reason?.message} (${item.reason?.code})`),
+  )
+  assert.match(failures.join('\n'), /origin answered HTTP 404[\s\S]*not an image/)
+
+  // The gallery was refreshed when the job completed: every link, newest first.
+  const { uploaded } = (await app.inject('/v1/images')).json<{ uploaded: string[] }>()
+  await page
+    .locator('#gallery li')
+    .nth(uploaded.length - 1)
+    .waitFor()
+  const gallery = await page.locator('#gallery a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))
+  assert.deepEqual(gallery, uploaded.toReversed())
+  assert.ok(await page.locator('#gallery-empty').isHidden())
+
+  await job.getByRole('button', { name: 'Copy all links' }).click()
+  await job.getByText('Copied 5 links.').waitFor()
+  const clipboard = await page.evaluate('navigator.clipboard.readText()')
+  assert.deepEqual(String(clipboard).split('\n').toSorted(), final.uploaded.complete.toSorted())
+
+  if (process.env.UPDATE_SCREENSHOT === '1') {
+    await mkdir(new URL('.', SCREENSHOT), { recursive: true })
+    await page.screenshot({ path: fileURLToPath(SCREENSHOT), fullPage: true })
+  }
+  assert.deepEqual(problems, [])
+})
+
+test('invalid lines are caught before sending; the server’s own errors are shown; keyboard and phone', async (t) => {
+  const { page, problems } = await openPage(t, { width: 375, height: 740 })
+  let posts = 0
+  page.on('request', (request) => {
+    if (request.method() === 'POST') posts++
+  })
+  const box = page.getByLabel('Image URLs, one per line')
+  await box.fill('ftp://example.com/a.png\nhttp://127.0.0.1:9/ok.png\nnot a url')
+  assert.deepEqual(await page.locator('#checks .invalid').allInnerTexts(), [
+    'line 1: scheme ftp: is not allowed (only http and https)',
+    'line 3: not an absolute URL',
+  ])
+  await page.getByRole('button', { name: 'Upload' }).click()
+  await page.getByRole('alert').getByText('Some lines are not URLs the service accepts').waitFor()
+  assert.equal(posts, 0, 'nothing was sent')
+
+  // Entries the server refuses are named by their line in the box (comments and blanks counted).
+  await page.route('**/v1/images/upload', (route) =>
+    route.fulfill({
+      status: 400,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        error: 'invalid_urls',
+        message: '1 of the submitted URLs is invalid',
+        details: { invalid: [{ index: 1, reason: 'pretend the server knows better' }] },
+      }),
+    }),
+  )
+  await box.fill('# mine\nhttp://127.0.0.1:9/a.png\n\nhttp://127.0.0.1:9/b.png')
+  await page.getByRole('button', { name: 'Upload' }).click()
+  await page.getByRole('alert').getByText('(invalid_urls)').waitFor()
+  assert.deepEqual(await page.getByRole('alert').locator('li').allInnerTexts(), [
+    'line 4 (http://127.0.0.1:9/b.png): pretend the server knows better',
+  ])
+  await page.unroute('**/v1/images/upload')
+
+  // Keyboard only: open the client id section, type an id the API refuses, Tab to Upload, press Enter.
+  await box.fill('http://127.0.0.1:9/ok.png')
+  await page.locator('summary').focus()
+  await page.keyboard.press('Enter')
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate('document.activeElement.id'), 'client-id')
+  await page.keyboard.type('has spaces in it')
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate('document.activeElement.id'), 'submit')
+  await page.keyboard.press('Enter')
+  const alert = page.getByRole('alert')
+  await alert.getByText('(invalid_body)').waitFor()
+  assert.match(
+    (await alert.textContent()) ?? '',
+    /invalid request: .*clientId.*\/clientId: must match pattern/s,
+  )
+  assert.equal(posts, 2)
+
+  // Readable on a phone: nothing wider than the screen.
+  assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 375)
+  assert.deepEqual(
+    problems.filter((text) => !text.includes('400')),
+    [],
+  )
+})
+
+test('serves the page and its assets with their types, revalidation and the mode, outside the API document', async (t) => {
+  const { app } = await startService(t)
+  const page = await app.inject('/')
+  assert.equal(page.statusCode, 200)
+  assert.equal(page.headers['content-type'], 'text/html; charset=utf-8')
+  assert.equal(page.headers['cache-control'], 'no-cache')
+  assert.match(String(page.headers['content-security-policy']), /default-src 'self'/)
+  assert.match(page.body, /<html lang="en" data-imgur-mode="live">/)
+  for (const [path, type] of [
+    ['/app.js', 'text/javascript; charset=utf-8'],
+    ['/checks.js', 'text/javascript; charset=utf-8'],
+    ['/app.css', 'text/css; charset=utf-8'],
+  ]) {
+    const asset = await app.inject(path ?? '')
+    assert.equal(asset.headers['content-type'], type)
+    const again = await app.inject({
+      url: path ?? '',
+      headers: { 'if-none-match': String(asset.headers.etag) },
+    })
+    assert.equal(again.statusCode, 304, path)
+  }
+  const { paths } = (await app.inject('/openapi.json')).json<{ paths: Record<string, unknown> }>()
+  for (const path of ['/', '/app.js', '/checks.js', '/app.css'])
+    assert.ok(!(path in paths), `${path} is not in the API document`)
+  assert.equal((await app.inject('/index.html')).statusCode, 404)
+  assert.equal((await app.inject('/../package.json')).statusCode, 404)
+})
