@@ -88,7 +88,15 @@ test('the same bytes are uploaded once; later items reuse the link without spend
 
 test('every failure ends its URL in failed with a reason a user can act on', async (t) => {
   const { origin, run, sandbox, logs } = await startService(t, {
-    env: { MAX_IMAGE_BYTES: '100000', FETCH_TIMEOUT_MS: '400', RETRY_MAX_ATTEMPTS: '2' },
+    // Conversion and re-encoding off: WebP and oversized images fail as they did before both
+    // existed (test/convert/ covers them on).
+    env: {
+      MAX_IMAGE_BYTES: '100000',
+      FETCH_TIMEOUT_MS: '400',
+      RETRY_MAX_ATTEMPTS: '2',
+      CONVERT_UNSUPPORTED: 'false',
+      REENCODE_OVERSIZED: 'false',
+    },
   })
   const cases: Array<[path: string, code: string, message: RegExp]> = [
     ['/status/404', 'download_http_status', /origin answered HTTP 404/],
@@ -182,9 +190,15 @@ test('account uploads use a Bearer token from the refresh-token grant', async (t
 })
 
 test('a request id is honoured and returned', async (t) => {
-  const { app } = await startService(t)
+  const { app, logs } = await startService(t)
   const given = await app.inject({ method: 'GET', url: '/v1/images', headers: { 'x-request-id': 'abc-123' } })
   assert.equal(given.headers['x-request-id'], 'abc-123')
+  const lines = logs.map((line) => JSON.parse(line)).filter((line) => line.reqId === 'abc-123')
+  assert.equal(lines.length, 1, 'one log line per request')
+  assert.deepEqual(
+    [lines[0].msg, lines[0].method, lines[0].url, lines[0].statusCode],
+    ['request', 'GET', '/v1/images', 200],
+  )
   const made = await app.inject({ method: 'GET', url: '/v1/images' })
   assert.match(String(made.headers['x-request-id']), UUID_V4)
 })

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Container smoke test (`npm run test:docker`): builds the image, runs it on the host network in
+# sandbox mode, submits a job of real images from a local fake origin, waits for `complete`, checks
+# the links, /health, the image's own HEALTHCHECK and a clean stop on SIGTERM, then removes the
+# container and images it created. Talks to the container on 127.0.0.1 only.
+set -euo pipefail
+root="$(git rev-parse --show-toplevel)"
+cd "$root"
+# Node 24 runs the TypeScript client; `npm run` puts it first on the PATH, the repo has it too.
+node="$root/node_modules/.bin/node"
+[ -x "$node" ] || node=node
+
+# No registry is reachable on these machines: the engine and base images are built locally (as root).
+sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+$sudo bash "$root/../shared/docker/base-image.sh" >/dev/null
+# The engine's socket belongs to root unless this user is in the docker group.
+docker info >/dev/null 2>&1 || docker() { sudo docker "$@"; }
+
+id="smoke-$$"
+tag="imgur-upload-service:$id"
+deps="imgur-upload-service:$id-deps"
+name="imgur-upload-$id"
+cleanup() {
+  local status=$?
+  if [ "$status" -ne 0 ] && docker container inspect "$name" >/dev/null 2>&1; then
+    echo "--- last container logs ---" >&2
+    docker logs --tail 40 "$name" >&2 2>&1 || true
+  fi
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker image rm -f "$tag" >/dev/null 2>&1 || true
+  docker image rm -f "$deps" >/dev/null 2>&1 || true
+  exit "$status"
+}
+trap cleanup EXIT
+fail() {
+  echo "docker smoke test FAILED: $*" >&2
+  exit 1
+}
+
+# The dependency stage gets a tag of its own so that cleanup removes it too.
+docker build --network host --target deps -t "$deps" . >/dev/null
+docker build --network host -t "$tag" . >/dev/null
+echo "image size: $(docker image inspect -f '{{.Size}}' "$tag") bytes"
+[ "$(docker image inspect -f '{{.Config.User}}' "$tag")" = node ] || fail 'the image does not run as user node'
+
+free_port() {
+  "$node" -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close() })"
+}
+port=$(free_port)
+sandbox_port=$(free_port)
+docker run -d --name "$name" --network host --health-interval 2s \
+  -e HOST=127.0.0.1 -e PORT="$port" -e SANDBOX_PORT="$sandbox_port" \
+  -e SANDBOX_PUBLIC_URL="http://127.0.0.1:$sandbox_port" -e FETCH_ALLOW_PRIVATE_NETWORKS=true \
+  "$tag" >/dev/null
+
+"$node" scripts/smoke-job.ts "http://127.0.0.1:$port"
+
+health=starting
+for _ in $(seq 1 30); do
+  health=$(docker inspect -f '{{.State.Health.Status}}' "$name")
+  [ "$health" = healthy ] && break
+  sleep 1
+done
+[ "$health" = healthy ] || fail "the image's HEALTHCHECK says $health"
+echo "HEALTHCHECK: $health"
+
+# Node is PID 1: SIGTERM must reach server.ts, which drains and exits 0.
+docker stop -t 20 "$name" >/dev/null
+code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
+[ "$code" = 0 ] || fail "exit code $code after SIGTERM"
+docker logs "$name" 2>&1 | grep -q '"msg":"stopped"' || fail 'no "stopped" log line after SIGTERM'
+echo "SIGTERM: drained and exited 0"
+echo "docker smoke test passed"

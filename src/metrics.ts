@@ -1,0 +1,155 @@
+/**
+ * Prometheus metrics, one Registry per app so that tests can build many apps in one process.
+ * Counters follow the scheduler's events; gauges are read from the store, queue and limits at
+ * scrape time. Label values come from closed sets only (outcomes, error codes, hashed budget keys).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { Config } from './config.ts'
+import type { RateLimits } from './imgur/rate-limits.ts'
+import { type Item, type Job, jobStatus } from './jobs/model.ts'
+import type { Scheduler } from './jobs/scheduler.ts'
+import type { JobStore } from './jobs/store.ts'
+
+export type MetricsDeps = {
+  config: Config
+  store: JobStore
+  queue: Scheduler
+  limits: Pick<RateLimits, 'snapshot'>
+}
+
+/** Budget keys grow with the distinct client ids jobs bring: report at most this many. */
+export const MAX_BUDGETS = 32
+const PREFIX = 'imgur_upload_'
+const CODE = /^[a-z][a-z0-9_]{0,63}$/
+
+/** Error codes are a closed set today; anything else is folded so a label can never grow without bound. */
+const codeLabel = (code: string | undefined) => (code !== undefined && CODE.test(code) ? code : 'other')
+
+export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+
+  const items = new Counter({
+    name: `${PREFIX}items_total`,
+    help: 'Items settled, by outcome (complete, failed) and failure code',
+    labelNames: ['outcome', 'code'],
+    registers,
+  })
+  const attempts = new Counter({ name: `${PREFIX}attempts_total`, help: 'Item attempts started', registers })
+  const retries = new Counter({
+    name: `${PREFIX}retries_total`,
+    help: 'Item attempts that failed and will be retried, by failure code',
+    labelNames: ['code'],
+    registers,
+  })
+  const duration = new Histogram({
+    name: `${PREFIX}item_duration_seconds`,
+    help: 'Time of one attempt (download, check and upload), by result (complete, failed, retry)',
+    labelNames: ['result'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers,
+  })
+
+  // Jobs by status, counted at scrape. The store cannot be iterated, so jobs are remembered from
+  // the events; the ones never seen (not started yet) are the store's other jobs.
+  const seen = new Set<Job>()
+  const forget = () => {
+    for (const job of seen) if (store.get(job.id) !== job) seen.delete(job)
+  }
+  const remember = (job: Job) => {
+    seen.add(job)
+    // Jobs dropped by retention leave the set here; the bound keeps the sweep amortised O(1).
+    if (seen.size > 2 * store.size + 64) forget()
+  }
+  new Gauge({
+    name: `${PREFIX}jobs`,
+    help: 'Jobs held by the store, by status (pending, in-progress, complete)',
+    labelNames: ['status'],
+    registers,
+    collect() {
+      forget()
+      const counts = { pending: 0, 'in-progress': 0, complete: 0 }
+      for (const job of seen) counts[jobStatus(job)] += 1
+      counts.pending = Math.max(0, store.size - counts['in-progress'] - counts.complete)
+      for (const [status, count] of Object.entries(counts)) this.set({ status }, count)
+    },
+  })
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(read())
+      },
+    })
+  gauge('queue_pending_items', 'Items not yet complete or failed (the queue depth)', () => store.pendingItems)
+  gauge('items_in_flight', 'Items being downloaded or uploaded right now', () => queue.active)
+  gauge('workers', 'Items worked on at most at once (UPLOAD_CONCURRENCY)', () => config.uploadConcurrency)
+  gauge('accepting', '1 while the service accepts jobs, 0 when full or shutting down', () =>
+    queue.accepting ? 1 : 0,
+  )
+
+  const budget = (
+    name: string,
+    help: string,
+    pick: (b: { limit: number; remaining: number; resetAt: number }) => number,
+  ) =>
+    new Gauge({
+      name: `${PREFIX}budget_${name}`,
+      help: `${help}, by budget key ('ip', or client:/account: and a hash of the client id) and kind (post, client, user)`,
+      labelNames: ['key', 'kind'],
+      registers,
+      collect() {
+        this.reset()
+        for (const entry of limits.snapshot().slice(0, MAX_BUDGETS)) {
+          for (const kind of ['post', 'client', 'user'] as const) {
+            const known = entry[kind]
+            if (known) this.set({ key: entry.key, kind }, pick(known))
+          }
+        }
+      },
+    })
+  budget('remaining', 'Last known Imgur budget remaining', (b) => b.remaining)
+  budget('limit', 'Last known Imgur budget size', (b) => b.limit)
+  budget('reset_timestamp_seconds', 'When the Imgur budget refills (Unix time)', (b) => b.resetAt / 1000)
+
+  const started = new WeakMap<Item, number>()
+  const elapsed = (item: Item) => {
+    const since = started.get(item)
+    started.delete(item)
+    return since === undefined ? undefined : (performance.now() - since) / 1000
+  }
+  const listeners = {
+    attempt: ({ job, item }: { job: Job; item: Item }) => {
+      remember(job)
+      attempts.inc()
+      started.set(item, performance.now())
+    },
+    settled: ({ job, item, outcome, code }: { job: Job; item: Item; outcome: string; code?: string }) => {
+      remember(job)
+      items.inc(outcome === 'complete' ? { outcome } : { outcome, code: codeLabel(code) })
+      const seconds = elapsed(item)
+      if (seconds !== undefined) duration.observe({ result: outcome }, seconds)
+    },
+    retry: ({ item, code }: { item: Item; code: string }) => {
+      retries.inc({ code: codeLabel(code) })
+      const seconds = elapsed(item)
+      if (seconds !== undefined) duration.observe({ result: 'retry' }, seconds)
+    },
+  }
+  queue.on('attempt', listeners.attempt)
+  queue.on('settled', listeners.settled)
+  queue.on('retry', listeners.retry)
+
+  return {
+    registry,
+    /** Stops listening to the queue (the queue may outlive this app). */
+    close() {
+      queue.off('attempt', listeners.attempt)
+      queue.off('settled', listeners.settled)
+      queue.off('retry', listeners.retry)
+    },
+  }
+}

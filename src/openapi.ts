@@ -1,0 +1,73 @@
+/**
+ * The OpenAPI 3.1 document, generated from the route schemas (never hand-written), served at
+ * `GET /openapi.json`, and the interactive docs page at `/docs/` (swagger-ui serves its own
+ * assets: no CDN).
+ */
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import swagger, { type SwaggerTransform } from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyBaseLogger, FastifyInstance, FastifyTypeProvider, RawServerDefault } from 'fastify'
+import { ErrorBody } from './schemas.ts'
+
+type Schema = { hide?: boolean; tags?: string[]; response?: Record<string, unknown> }
+
+const TAGS = [
+  { name: 'images', description: 'Submit image URLs, follow their jobs, list the links uploaded' },
+  { name: 'operations', description: 'Liveness, readiness, metrics and this document' },
+]
+
+/**
+ * Adds what every route shares but does not declare itself: a tag, and the 500 answer of the
+ * error handler. Error answers are always JSON (one error handler writes them), even on a route
+ * whose success is another media type, so they name it. Only the document changes; validation and
+ * serialisation keep the route's schema.
+ */
+const document: SwaggerTransform = ({ schema: given, url }) => {
+  const schema = given as Schema | undefined
+  if (schema === undefined || schema.hide) return { schema: given, url }
+  const tags = schema.tags ?? [url.startsWith('/v1/') ? 'images' : 'operations']
+  const response: Record<string, unknown> = {
+    ...schema.response,
+    500: schema.response?.['500'] ?? {
+      ...ErrorBody,
+      description: 'an unexpected error; the message holds no details',
+    },
+  }
+  for (const [status, answer] of Object.entries(response)) {
+    const json = answer as { content?: unknown; description?: string }
+    if (Number(status) < 400 || json.content !== undefined) continue
+    response[status] = { description: json.description, content: { 'application/json': { schema: answer } } }
+  }
+  return { schema: { ...schema, tags, response }, url }
+}
+
+export function registerOpenApi<Log extends FastifyBaseLogger, Provider extends FastifyTypeProvider>(
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Log, Provider>,
+): void {
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Imgur upload service',
+        version: '0.1.0',
+        description:
+          'Downloads images from URLs and re-uploads the bytes to Imgur. Every error answers `{ error, message, details? }` with a stable `error` code.',
+      },
+      tags: TAGS,
+    },
+    transform: document,
+  })
+  app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // validatorUrl null: the page would otherwise send the document to validator.swagger.io.
+    uiConfig: { docExpansion: 'list', deepLinking: true, validatorUrl: null },
+    // The page loads only its own assets, so it can say so. Not swagger-ui's default policy: that
+    // one upgrades requests to https, which breaks the page on a plain-http deployment.
+    staticCSP:
+      "default-src 'self'; base-uri 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+  })
+  app.register(async (scope) => {
+    scope.get('/openapi.json', { schema: { hide: true } }, async () => scope.swagger())
+  })
+}
