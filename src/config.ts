@@ -16,7 +16,20 @@ export type Config = Readonly<{
   perHostConcurrency: number
   maxUrlsPerJob: number
   maxPendingItems: number
+  /** The largest image ever sent to Imgur (its API's cap for the `image` field). */
   maxImageBytes: number
+  /** Cap on an image download, which may be larger than maxImageBytes when it will be re-encoded or converted. */
+  maxDownloadBytes: number
+  /** Cap on a video, streamed to Imgur's `video` field; 0 refuses videos. */
+  maxVideoBytes: number
+  /** Total deadline of one video: its download and upload run at once, so one clock covers both. */
+  videoTimeoutMs: number
+  convertUnsupported: boolean
+  reencodeOversized: boolean
+  /** Decompression-bomb guard: images declaring more pixels (all frames together) are never decoded. */
+  maxInputPixels: number
+  /** Images decoded at once; each may hold up to maxInputPixels × 4 bytes while converting. */
+  convertConcurrency: number
   fetchTimeoutMs: number
   uploadTimeoutMs: number
   fetchAllowPrivateNetworks: boolean
@@ -97,6 +110,14 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const imgurMode = imgurClientId === undefined && read('IMGUR_API_URL') === undefined ? 'sandbox' : 'live'
   const port = int('PORT', 3000, 0, 65535)
+  const maxImageBytes = int('MAX_IMAGE_BYTES', 10 * 1024 * 1024, 1)
+  // The default follows a larger MAX_IMAGE_BYTES; only an explicit value below it is an error.
+  const maxDownloadBytes = int('MAX_DOWNLOAD_BYTES', Math.max(50 * 1024 * 1024, maxImageBytes), 1)
+  if (maxDownloadBytes < maxImageBytes) {
+    problems.push(
+      `Expected \`MAX_DOWNLOAD_BYTES\` to be at least \`MAX_IMAGE_BYTES\` (${maxImageBytes}), got \`${maxDownloadBytes}\``,
+    )
+  }
   const sandboxPort = int('SANDBOX_PORT', 3001, 0, 65535)
 
   const config: Config = {
@@ -112,7 +133,14 @@ export function loadConfig(env: Env = process.env): Config {
     perHostConcurrency: int('PER_HOST_CONCURRENCY', 4, 1, 1024),
     maxUrlsPerJob: int('MAX_URLS_PER_JOB', 1000, 1, 100_000),
     maxPendingItems: int('MAX_PENDING_ITEMS', 100_000, 1, 10_000_000),
-    maxImageBytes: int('MAX_IMAGE_BYTES', 10 * 1024 * 1024, 1),
+    maxImageBytes,
+    maxDownloadBytes,
+    maxVideoBytes: int('MAX_VIDEO_BYTES', 200 * 1024 * 1024, 0),
+    videoTimeoutMs: int('VIDEO_TIMEOUT_MS', 600_000, 1),
+    convertUnsupported: bool('CONVERT_UNSUPPORTED', true),
+    reencodeOversized: bool('REENCODE_OVERSIZED', true),
+    maxInputPixels: int('MAX_INPUT_PIXELS', 100_000_000, 1),
+    convertConcurrency: int('CONVERT_CONCURRENCY', 2, 1, 64),
     fetchTimeoutMs: int('FETCH_TIMEOUT_MS', 30_000, 1),
     uploadTimeoutMs: int('UPLOAD_TIMEOUT_MS', 60_000, 1),
     fetchAllowPrivateNetworks: bool('FETCH_ALLOW_PRIVATE_NETWORKS', false),

@@ -68,6 +68,24 @@ export const JobStatus = Type.Object(
         deletehash: Type.Optional(
           Type.String({ description: "Imgur's handle to delete this upload (DELETE /3/image/{deletehash})" }),
         ),
+        converted: Type.Optional(
+          Type.Object(
+            {
+              from: Type.String({ examples: ['image/webp'] }),
+              to: Type.String({ examples: ['image/png'] }),
+            },
+            { description: "the image was converted from a format Imgur's API refuses (MIME types)" },
+          ),
+        ),
+        reencoded: Type.Optional(
+          Type.Object(
+            {
+              fromBytes: Type.Integer({ minimum: 0, examples: [14_680_064] }),
+              toBytes: Type.Integer({ minimum: 0, examples: [9_437_184] }),
+            },
+            { description: "the image was re-encoded (quality, then size) to fit Imgur's byte limit" },
+          ),
+        ),
         reason: Type.Optional(Reason),
       }),
       { description: 'every URL in submission order, with its link or the reason it failed' },

@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
+import { createPreparer } from './convert/prepare.ts'
 import { createDownloader, type Downloader, type DownloadOptions } from './download/download.ts'
 import { createImgurClient } from './imgur/client.ts'
 import { Scheduler } from './jobs/scheduler.ts'
@@ -24,7 +25,13 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
   const downloader =
     overrides.downloader ??
     createDownloader({
-      maxBytes: config.maxImageBytes,
+      // Past MAX_IMAGE_BYTES an image is only worth downloading when it may be converted or re-encoded.
+      maxBytes:
+        config.convertUnsupported || config.reencodeOversized
+          ? config.maxDownloadBytes
+          : config.maxImageBytes,
+      maxVideoBytes: config.maxVideoBytes,
+      videoTimeoutMs: config.videoTimeoutMs,
       timeoutMs: config.fetchTimeoutMs,
       maxRedirects: config.maxRedirects,
       allowPrivateNetworks: config.fetchAllowPrivateNetworks,
@@ -37,10 +44,18 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     clientSecret: config.imgurClientSecret,
     refreshToken: config.imgurRefreshToken,
     timeoutMs: config.uploadTimeoutMs,
+    videoTimeoutMs: config.videoTimeoutMs,
     userAgent: USER_AGENT,
   })
+  const preparer = createPreparer({
+    maxImageBytes: config.maxImageBytes,
+    convertUnsupported: config.convertUnsupported,
+    reencodeOversized: config.reencodeOversized,
+    maxInputPixels: config.maxInputPixels,
+    concurrency: config.convertConcurrency,
+  })
   const store = new JobStore({ retentionCount: config.jobRetentionCount, retentionMs: config.jobRetentionMs })
-  const deps: WorkerDeps = { downloader, imgur, uploads: new Map() }
+  const deps: WorkerDeps = { downloader, imgur, preparer, uploads: new Map() }
   const queue = new Scheduler(
     {
       concurrency: config.uploadConcurrency,

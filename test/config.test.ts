@@ -76,3 +76,35 @@ test('every bad variable is named at once', () => {
     },
   )
 })
+
+test('conversion, re-encoding and video limits: defaults and checks', () => {
+  const config = loadConfig({})
+  assert.equal(config.convertUnsupported, true)
+  assert.equal(config.reencodeOversized, true)
+  assert.equal(config.maxDownloadBytes, 50 * 1024 * 1024)
+  assert.equal(config.maxVideoBytes, 200 * 1024 * 1024)
+  assert.equal(config.videoTimeoutMs, 600_000)
+  assert.equal(config.maxInputPixels, 100_000_000)
+  assert.equal(config.convertConcurrency, 2)
+  // A larger image cap lifts the default download cap with it; an explicit smaller one is an error.
+  assert.equal(loadConfig({ MAX_IMAGE_BYTES: String(60 * 1024 * 1024) }).maxDownloadBytes, 60 * 1024 * 1024)
+  assert.equal(loadConfig({ MAX_VIDEO_BYTES: '0', CONVERT_UNSUPPORTED: 'no' }).maxVideoBytes, 0)
+  assert.throws(
+    () =>
+      loadConfig({
+        MAX_IMAGE_BYTES: '2000',
+        MAX_DOWNLOAD_BYTES: '1000',
+        MAX_INPUT_PIXELS: '0',
+        REENCODE_OVERSIZED: 'sometimes',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.deepEqual(error.problems, [
+        'Expected `MAX_DOWNLOAD_BYTES` to be at least `MAX_IMAGE_BYTES` (2000), got `1000`',
+        'Expected `REENCODE_OVERSIZED` to be true or false, got `sometimes`',
+        'Expected `MAX_INPUT_PIXELS` to be an integer from 1 to 9007199254740991, got `0`',
+      ])
+      return true
+    },
+  )
+})

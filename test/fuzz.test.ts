@@ -5,12 +5,10 @@ import { ServiceError } from '../src/errors.ts'
 import { startService } from './helpers/service.ts'
 
 // No generated URL may be dialled: every download fails at once, as if every host were blocked.
-const offline = {
-  download: async () => {
-    throw new ServiceError('download_blocked', 'blocked: tests never dial out')
-  },
-  close: async () => {},
+const blocked = async (): Promise<never> => {
+  throw new ServiceError('download_blocked', 'blocked: tests never dial out')
 }
+const offline = { download: blocked, open: blocked, close: async () => {} }
 
 const key = fc.oneof(
   fc.constantFrom('urls', 'clientId', '__proto__', 'constructor', 'prototype', 'toString', ''),

@@ -2,16 +2,21 @@ import { lookup as dnsLookup } from 'node:dns/promises'
 import { request } from 'undici'
 import { isServiceError, ServiceError } from '../errors.ts'
 import { checkHost, checkUrl, isBlockedAddress } from './address.ts'
-import { decoderFor, readCapped, tooLarge } from './body.ts'
+import { collectCapped, decodedChunks, decoderFor, formatBytes, readHead, tooLarge } from './body.ts'
 import { type AddressPolicy, createAgent, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
-import { identify } from './sniff.ts'
+import { classify, refusedImage, type Sniffed, sniffVideo } from './sniff.ts'
+import { createDeadline, type VideoStream, videoStream } from './video.ts'
 
 export type DownloadOptions = {
-  /** Cap on decoded bytes, counted while streaming; cap+1 fails, nothing is ever truncated. */
+  /** Cap on decoded bytes of a buffered file, counted while streaming; cap+1 fails, nothing is ever truncated. */
   maxBytes: number
   /** Total deadline for one download, redirects and body included. */
   timeoutMs: number
+  /** Cap on a video, which is streamed rather than buffered; 0 or absent: videos are refused. */
+  maxVideoBytes?: number
+  /** Total deadline for a video (it lasts as long as its upload); defaults to `timeoutMs`. */
+  videoTimeoutMs?: number
   maxRedirects: number
   allowPrivateNetworks: boolean
   userAgent: string
@@ -21,14 +26,23 @@ export type DownloadOptions = {
   isBlocked?: (address: string) => boolean
 }
 export type Downloaded = { bytes: Buffer; url: string; mime: string; ext: string }
+/** An image (taken by Imgur as is, or convertible) in memory, or a video still arriving. */
+export type Opened =
+  | { kind: 'file'; url: string; type: Sniffed; bytes: Buffer }
+  | { kind: 'video'; url: string; type: Sniffed; length: number | undefined; stream: VideoStream }
 export type Downloader = {
+  /** A file Imgur's `image` field takes as is, in memory; anything else fails. */
   download(url: string, signal?: AbortSignal): Promise<Downloaded>
+  /** Decides after the first bytes: a video is handed back as a stream, anything else is buffered. */
+  open(url: string, signal?: AbortSignal): Promise<Opened>
   close(): Promise<void>
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const ACCEPT = 'image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.5'
 const DISCARD_LIMIT = 64 * 1024
+/** What file-type reads to decide; a video's `ftyp` or EBML header is at the very start. */
+const SNIFF_BYTES = 4100
 
 const osLookup: Resolve = async (hostname) =>
   (await dnsLookup(hostname, { all: true })).map((a) => ({
@@ -41,8 +55,10 @@ function checkOptions(o: DownloadOptions): void {
     ['maxBytes', 1],
     ['timeoutMs', 1],
     ['maxRedirects', 0],
+    ['maxVideoBytes', 0],
+    ['videoTimeoutMs', 1],
   ] as const) {
-    if (!Number.isSafeInteger(o[name]) || o[name] < min) {
+    if (o[name] !== undefined && (!Number.isSafeInteger(o[name]) || (o[name] ?? 0) < min)) {
       throw new TypeError(`Expected \`${name}\` to be an integer >= ${min}, got \`${o[name]}\``)
     }
   }
@@ -60,6 +76,7 @@ export function createDownloader(options: DownloadOptions): Downloader {
     isBlocked: options.isBlocked ?? isBlockedAddress,
   }
   const agent = createAgent(options.lookup ?? osLookup, policy, options.timeoutMs)
+  const maxVideoBytes = options.maxVideoBytes ?? 0
   // Fixed outbound headers: nothing from the API client is ever forwarded.
   const headers = { 'user-agent': options.userAgent, accept: ACCEPT, 'accept-encoding': 'identity' }
 
@@ -102,42 +119,103 @@ export function createDownloader(options: DownloadOptions): Downloader {
           ...(retryable && seconds >= 0 ? { retryAfterMs: seconds * 1000 } : {}),
         })
       }
-      // A declared length over the cap fails before a byte of the body is read.
-      if (Number(response.headers['content-length']) > options.maxBytes) {
-        await discard(body)
-        throw tooLarge(options.maxBytes)
-      }
-      const encoding = response.headers['content-encoding']
-      let decoder: ReturnType<typeof decoderFor>
-      try {
-        decoder = decoderFor(Array.isArray(encoding) ? encoding.join(',') : encoding)
-      } catch (error) {
-        await discard(body)
-        throw error
-      }
-      state.reading = true
-      const bytes = await readCapped(body, decoder, options.maxBytes, signal)
-      state.reading = false
-      if (bytes.length === 0) throw new ServiceError('download_empty', 'origin sent an empty body')
-      return { bytes, url: url.href, ...(await identify(bytes)) }
+      return { url, status, headers: response.headers, body }
+    }
+  }
+
+  type Fetched = Awaited<ReturnType<typeof fetchFollowing>>
+  type Reading = { state: { reading: boolean }; deadline: ReturnType<typeof createDeadline> }
+
+  async function read(response: Fetched, { state, deadline }: Reading, fail: (e: unknown) => unknown) {
+    const { url, headers, body } = response
+    const declared = Number(headers['content-length'])
+    // A declared length over every cap fails before a byte of the body is read.
+    if (declared > Math.max(options.maxBytes, maxVideoBytes)) {
+      await discard(body)
+      throw maxVideoBytes > 0
+        ? new ServiceError(
+            'download_too_large',
+            `file is larger than the limits (${formatBytes(options.maxBytes)} for images, ${formatBytes(maxVideoBytes)} for videos)`,
+          )
+        : tooLarge(options.maxBytes)
+    }
+    const encoding = headers['content-encoding']
+    let decoder: ReturnType<typeof decoderFor>
+    try {
+      decoder = decoderFor(Array.isArray(encoding) ? encoding.join(',') : encoding)
+    } catch (error) {
+      await discard(body)
+      throw error
+    }
+    state.reading = true
+    const chunks = decodedChunks(body, decoder)
+    const head = await readHead(chunks, SNIFF_BYTES).catch(async (error) => {
+      await chunks.return(undefined)
+      throw error
+    })
+    const video = await sniffVideo(Buffer.concat(head.chunks))
+    if (video && maxVideoBytes > 0) {
+      deadline.extend(options.videoTimeoutMs ?? options.timeoutMs)
+      const stream = videoStream(head, chunks, body, maxVideoBytes, fail, () => deadline.clear())
+      // Decoded bytes differ from the declared length, which then cannot size the upload.
+      const length = decoder || !Number.isSafeInteger(declared) ? undefined : declared
+      return { kind: 'video' as const, url: url.href, type: video, length, stream }
+    }
+    if (video) {
+      await chunks.return(undefined)
+      throw new ServiceError(
+        'unsupported_format',
+        `${video.name} videos are not accepted: video uploads are off`,
+      )
+    }
+    if (declared > options.maxBytes) {
+      await chunks.return(undefined)
+      throw tooLarge(options.maxBytes)
+    }
+    const bytes = await collectCapped(chunks, head, options.maxBytes)
+    state.reading = false
+    if (bytes.length === 0) throw new ServiceError('download_empty', 'origin sent an empty body')
+    const type = await classify(bytes)
+    if (type.kind === 'video')
+      throw new ServiceError('unsupported_format', `${type.name} videos are not accepted`)
+    return { kind: 'file' as const, url: url.href, type, bytes }
+  }
+
+  async function open(input: string, signal?: AbortSignal): Promise<Opened> {
+    if (signal?.aborted) throw new ServiceError('cancelled', 'download cancelled', { cause: signal.reason })
+    const url = URL.parse(input)
+    if (!url) throw new ServiceError('download_bad_url', 'not a valid URL')
+    checkUrl(url, 'download_bad_url')
+    const deadline = createDeadline(options.timeoutMs)
+    const state = { url, reading: false }
+    const fail = (error: unknown) => {
+      if (signal?.aborted) return new ServiceError('cancelled', 'download cancelled', { cause: error })
+      if (isServiceError(error)) return error
+      return classifyError(error, { ...state, timeoutMs: deadline.ms, timedOut: deadline.signal.aborted })
+    }
+    let streaming = false
+    try {
+      const combined = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal
+      const opened = await read(await fetchFollowing(url, combined, state), { state, deadline }, fail)
+      streaming = opened.kind === 'video'
+      return opened
+    } catch (error) {
+      throw fail(error)
+    } finally {
+      if (!streaming) deadline.clear()
     }
   }
 
   return {
+    open,
     async download(input, signal) {
-      if (signal?.aborted) throw new ServiceError('cancelled', 'download cancelled', { cause: signal.reason })
-      const url = URL.parse(input)
-      if (!url) throw new ServiceError('download_bad_url', 'not a valid URL')
-      checkUrl(url, 'download_bad_url')
-      const deadline = AbortSignal.timeout(options.timeoutMs)
-      const state = { url, reading: false }
-      try {
-        return await fetchFollowing(url, signal ? AbortSignal.any([signal, deadline]) : deadline, state)
-      } catch (error) {
-        if (signal?.aborted) throw new ServiceError('cancelled', 'download cancelled', { cause: error })
-        if (isServiceError(error)) throw error
-        throw classifyError(error, { ...state, timeoutMs: options.timeoutMs, timedOut: deadline.aborted })
+      const opened = await open(input, signal)
+      if (opened.kind === 'video') {
+        opened.stream.cancel()
+        throw new ServiceError('unsupported_format', `${opened.type.name} is a video, not an image`)
       }
+      if (opened.type.kind === 'convertible') throw refusedImage(opened.type.name)
+      return { bytes: opened.bytes, url: opened.url, mime: opened.type.mime, ext: opened.type.ext }
     },
     close: () => agent.close(),
   }

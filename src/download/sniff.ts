@@ -2,36 +2,46 @@ import { fileTypeFromBuffer } from 'file-type'
 import { ServiceError } from '../errors.ts'
 
 export type ImageType = { mime: string; ext: string }
+/**
+ * `image`: Imgur's `image` field takes it as is; `convertible`: Imgur refuses it, but it can be
+ * converted to a format Imgur takes; `video`: Imgur's `video` field takes it.
+ */
+export type FileKind = 'image' | 'convertible' | 'video'
+export type Sniffed = ImageType & { kind: FileKind; name: string }
 
-/** What Imgur's API takes in the `image` field (shared/notes/imgur-api.md), keyed by file-type's ext. */
-const ACCEPTED: Record<string, ImageType> = {
-  jpg: { mime: 'image/jpeg', ext: 'jpg' },
-  png: { mime: 'image/png', ext: 'png' },
-  apng: { mime: 'image/png', ext: 'png' }, // Imgur stores APNG as image/png
-  gif: { mime: 'image/gif', ext: 'gif' },
-  tif: { mime: 'image/tiff', ext: 'tiff' },
-  bmp: { mime: 'image/bmp', ext: 'bmp' },
-}
+const of = (kind: FileKind, mime: string, ext: string, name: string): Sniffed => ({ kind, mime, ext, name })
 
-const REFUSED_NAMES: Record<string, string> = {
-  webp: 'WebP',
-  avif: 'AVIF',
-  heic: 'HEIC/HEIF',
-  ico: 'ICO',
-  cur: 'ICO',
+/** What Imgur's API takes (shared/notes/imgur-api.md), keyed by file-type's ext. */
+const ACCEPTED: Record<string, Sniffed> = {
+  jpg: of('image', 'image/jpeg', 'jpg', 'JPEG'),
+  png: of('image', 'image/png', 'png', 'PNG'),
+  apng: of('image', 'image/png', 'png', 'APNG'), // Imgur stores APNG as image/png
+  gif: of('image', 'image/gif', 'gif', 'GIF'),
+  tif: of('image', 'image/tiff', 'tiff', 'TIFF'),
+  bmp: of('image', 'image/bmp', 'bmp', 'BMP'),
+  mp4: of('video', 'video/mp4', 'mp4', 'MP4'),
+  m4v: of('video', 'video/mp4', 'mp4', 'MP4'),
+  mov: of('video', 'video/quicktime', 'mov', 'MOV'),
+  webm: of('video', 'video/webm', 'webm', 'WebM'),
 }
-const VIDEOS = new Set(['mp4', 'mov', 'webm', 'm4v'])
+/** Images Imgur's API refuses ("File type invalid") that can be decoded and converted. */
+const CONVERTIBLE: Record<string, Sniffed> = {
+  webp: of('convertible', 'image/webp', 'webp', 'WebP'),
+  avif: of('convertible', 'image/avif', 'avif', 'AVIF'),
+  heic: of('convertible', 'image/heic', 'heic', 'HEIC/HEIF'),
+}
+const REFUSED_NAMES: Record<string, string> = { ico: 'ICO', cur: 'ICO' }
 
 const unsupported = (message: string) => new ServiceError('unsupported_format', message)
 const notAnImage = (what: string) => new ServiceError('not_an_image', `not an image: ${what}`)
-const refusedImage = (name: string) => unsupported(`${name} images are not accepted by Imgur's API`)
+export const refusedImage = (name: string) => unsupported(`${name} images are not accepted by Imgur's API`)
 
 /**
  * Decides by magic bytes what the downloaded bytes are, never by Content-Type or extension.
  * file-type does the sniffing; the allowlist and the stricter BMP/AVIF checks cover its known
  * looseness ("BM" alone reads as BMP, AVIF with major brand mif1 reads as HEIF).
  */
-export async function identify(bytes: Uint8Array): Promise<ImageType> {
+export async function classify(bytes: Uint8Array): Promise<Sniffed> {
   if (bytes.length === 0) throw notAnImage('the file is empty')
   const sniffed = await fileTypeFromBuffer(bytes)
   const found = sniffed?.ext === 'bmp' && !plausibleBmp(bytes) ? undefined : sniffed
@@ -39,10 +49,11 @@ export async function identify(bytes: Uint8Array): Promise<ImageType> {
     const accepted = ACCEPTED[found.ext]
     if (accepted) return accepted
     if (found.ext === 'heic' && brands(bytes).some((b) => b === 'avif' || b === 'avis'))
-      throw refusedImage('AVIF')
+      return CONVERTIBLE.avif as Sniffed
+    const convertible = CONVERTIBLE[found.ext]
+    if (convertible) return convertible
     const name = REFUSED_NAMES[found.ext]
     if (name) throw refusedImage(name)
-    if (VIDEOS.has(found.ext)) throw unsupported('video uploads are not supported yet')
     if (found.mime.startsWith('video/'))
       throw unsupported(`${found.ext.toUpperCase()} videos are not accepted`)
     if (found.mime.startsWith('image/')) throw refusedImage(found.ext.toUpperCase())
@@ -54,6 +65,22 @@ export async function identify(bytes: Uint8Array): Promise<ImageType> {
   if (text) throw notAnImage(`looks like ${text}`)
   const hex = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ')
   throw notAnImage(`unrecognised content (first bytes ${hex}${bytes.length > 8 ? '…' : ''})`)
+}
+
+/** The strict check: only what Imgur's `image` field takes as is. */
+export async function identify(bytes: Uint8Array): Promise<ImageType> {
+  const found = await classify(bytes)
+  if (found.kind === 'convertible') throw refusedImage(found.name)
+  if (found.kind === 'video') throw unsupported(`${found.name} is a video, not an image`)
+  return { mime: found.mime, ext: found.ext }
+}
+
+/** The video a download's first bytes announce, if any: decided before the rest is read. */
+export async function sniffVideo(head: Uint8Array): Promise<Sniffed | undefined> {
+  if (head.length === 0) return undefined
+  const found = await fileTypeFromBuffer(head).catch(() => undefined)
+  const known = found && ACCEPTED[found.ext]
+  return known?.kind === 'video' ? known : undefined
 }
 
 /** "BM" must be followed by a real BITMAPFILEHEADER + DIB header, or it is just text starting "BM". */

@@ -8,10 +8,11 @@
  * returned `release()` once upload() settles.
  */
 import { createHash } from 'node:crypto'
-import { Agent, FormData } from 'undici'
+import { Agent } from 'undici'
 import { ServiceError } from '../errors.ts'
 import { parseImgurError, redactText } from './errors.ts'
 import { post, raceSignal, withDeadline } from './http.ts'
+import { imagePayload, type Payload, type UploadInput, type VideoInput, videoPayload } from './payload.ts'
 import { parseRateLimitHeaders, RateLimits } from './rate-limits.ts'
 import { createTokenManager, type TokenManager } from './token.ts'
 
@@ -22,19 +23,16 @@ export type ImgurClientOptions = {
   refreshToken?: string
   /** Total deadline of one upload() call, token refresh and retry included. */
   timeoutMs: number
+  /** Total deadline of one uploadVideo() call; defaults to `timeoutMs`. */
+  videoTimeoutMs?: number
   userAgent: string
   now?: () => number
 }
-export type UploadInput = {
-  bytes: Uint8Array
-  mime: string
-  filename: string
-  clientId?: string
-  signal?: AbortSignal
-}
+export type { UploadInput, VideoInput } from './payload.ts'
 export type Uploaded = { id: string; link: string; deletehash: string; type: string; size: number }
 export type ImgurClient = {
   upload(input: UploadInput): Promise<Uploaded>
+  uploadVideo(input: VideoInput): Promise<Uploaded>
   credentialKey(clientId?: string): string
   readonly limits: RateLimits
   close(): Promise<void>
@@ -54,7 +52,7 @@ function redact(error: unknown, secrets: ReadonlyArray<string | undefined>): unk
   return new ServiceError(error.code, message, { retryable, details, retryAfterMs, cause: error.cause })
 }
 
-function parseUploaded(body: string, input: UploadInput): Uploaded | undefined {
+function parseUploaded(body: string, input: Payload): Uploaded | undefined {
   let data: Record<string, unknown> | undefined
   try {
     data = (JSON.parse(body) as { data?: Record<string, unknown> } | null)?.data
@@ -75,7 +73,7 @@ function parseUploaded(body: string, input: UploadInput): Uploaded | undefined {
     link,
     deletehash,
     type: typeof type === 'string' ? type : input.mime,
-    size: typeof size === 'number' ? size : input.bytes.byteLength,
+    size: typeof size === 'number' ? size : input.size,
   }
 }
 
@@ -97,6 +95,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
   const limits = new RateLimits()
   const { clientId, clientSecret, refreshToken, timeoutMs, userAgent } = options
+  const videoTimeoutMs = options.videoTimeoutMs ?? timeoutMs
   const tokens =
     clientId && clientSecret && refreshToken
       ? createTokenManager({
@@ -118,18 +117,10 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     return clientId ? `client:${fingerprint(clientId)}` : 'none'
   }
 
-  async function send(input: UploadInput, key: string, authorization: string, signal: AbortSignal) {
-    const form = new FormData()
-    // Blob copies the bytes; the cast only widens lib typing (views over SharedArrayBuffer).
-    form.append(
-      'image',
-      new Blob([input.bytes as Uint8Array<ArrayBuffer>], { type: input.mime }),
-      input.filename,
-    )
-    form.append('type', 'file')
+  async function send(input: Payload, key: string, authorization: string, signal: AbortSignal) {
     const response = await post(dispatcher, `${apiUrl}/3/image`, {
-      headers: { authorization, accept: 'application/json', 'user-agent': userAgent },
-      body: form,
+      headers: { ...input.headers, authorization, accept: 'application/json', 'user-agent': userAgent },
+      body: input.body,
       signal,
     })
     limits.update(key, parseRateLimitHeaders(response.headers, now()))
@@ -149,29 +140,48 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     const body = redactText(response.body, [credential, clientId, clientSecret, tokens?.refreshToken()])
     const error = parseImgurError(response.status, response.headers, body, now())
     if (response.status === 429) limits.on429(key, error.retryAfterMs, now())
+    if (input.video && error.code === 'imgur_too_large') {
+      throw new ServiceError(
+        'imgur_too_large',
+        'Imgur refused the video as too large; its API takes videos up to 200 MB',
+        {
+          details: error.details,
+          cause: error,
+        },
+      )
+    }
     throw error
   }
 
   async function asAccount(
     tokens: TokenManager,
-    input: UploadInput,
+    payload: () => Payload,
     key: string,
     signal: AbortSignal,
     used: string[],
   ): Promise<Uploaded> {
     const token = await raceSignal(tokens.get(), signal)
     used.push(token)
+    const first = payload()
     try {
-      return await send(input, key, `Bearer ${token}`, signal)
+      return await send(first, key, `Bearer ${token}`, signal)
     } catch (error) {
       if (!(error instanceof ServiceError) || error.code !== 'imgur_token_invalid') throw error
     }
     // The token expired or was replaced: one refresh, one retry.
     tokens.invalidate(token)
+    if (first.video) {
+      // The video was consumed by the refused request: the whole item is tried again, with a fresh download.
+      throw new ServiceError(
+        'imgur_token_invalid',
+        "Imgur refused the account's access token during a video upload; the token will be refreshed and the video sent again",
+        { retryable: true },
+      )
+    }
     const fresh = await raceSignal(tokens.get(), signal)
     used.push(fresh)
     try {
-      return await send(input, key, `Bearer ${fresh}`, signal)
+      return await send(payload(), key, `Bearer ${fresh}`, signal)
     } catch (error) {
       if (!(error instanceof ServiceError) || error.code !== 'imgur_token_invalid') throw error
       const said = error.details?.imgurMessage
@@ -183,31 +193,39 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     }
   }
 
+  async function run(
+    payload: () => Payload,
+    dynamic: string | undefined,
+    deadlineMs: number,
+    caller?: AbortSignal,
+  ) {
+    const dynamicId = dynamic || undefined
+    const key = credentialKey(dynamicId)
+    const id = dynamicId ?? clientId
+    const account = dynamicId === undefined ? tokens : undefined
+    if (!account && !id) {
+      throw new ServiceError(
+        'imgur_no_credentials',
+        'No Imgur credentials: configure a client id (or an account) or send one with the job',
+      )
+    }
+    const used: string[] = []
+    try {
+      return await withDeadline(deadlineMs, caller, (signal) =>
+        account
+          ? asAccount(account, payload, key, signal, used)
+          : send(payload(), key, `Client-ID ${id}`, signal),
+      )
+    } catch (error) {
+      throw redact(error, [id, clientId, clientSecret, refreshToken, tokens?.refreshToken(), ...used])
+    }
+  }
+
   return {
     limits,
     credentialKey: (dynamicId) => credentialKey(dynamicId || undefined),
-    async upload(input) {
-      const dynamicId = input.clientId || undefined
-      const key = credentialKey(dynamicId)
-      const id = dynamicId ?? clientId
-      const account = dynamicId === undefined ? tokens : undefined
-      if (!account && !id) {
-        throw new ServiceError(
-          'imgur_no_credentials',
-          'No Imgur credentials: configure a client id (or an account) or send one with the job',
-        )
-      }
-      const used: string[] = []
-      try {
-        return await withDeadline(timeoutMs, input.signal, (signal) =>
-          account
-            ? asAccount(account, input, key, signal, used)
-            : send(input, key, `Client-ID ${id}`, signal),
-        )
-      } catch (error) {
-        throw redact(error, [id, clientId, clientSecret, refreshToken, tokens?.refreshToken(), ...used])
-      }
-    },
+    upload: (input) => run(() => imagePayload(input), input.clientId, timeoutMs, input.signal),
+    uploadVideo: (input) => run(() => videoPayload(input), input.clientId, videoTimeoutMs, input.signal),
     close: () => dispatcher.close(),
   }
 }

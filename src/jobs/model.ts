@@ -8,6 +8,10 @@ import { randomUUID } from 'node:crypto'
 export type ItemState = 'pending' | 'complete' | 'failed'
 export type JobStatus = 'pending' | 'in-progress' | 'complete'
 export type Reason = { code: string; message: string }
+/** The image was converted to a format Imgur takes (MIME types). */
+export type Converted = { from: string; to: string }
+/** The image was re-encoded to fit Imgur's byte cap. */
+export type Reencoded = { fromBytes: number; toBytes: number }
 
 export type Item = {
   /** The URL as submitted (what the API lists). */
@@ -21,6 +25,8 @@ export type Item = {
   /** Set once the worker found these bytes already uploaded, and no quota was spent. */
   reused: boolean
   deletehash: string | undefined
+  converted: Converted | undefined
+  reencoded: Reencoded | undefined
 }
 
 export type Job = {
@@ -51,6 +57,8 @@ export function createJob(
       reason: undefined,
       reused: false,
       deletehash: undefined,
+      converted: undefined,
+      reencoded: undefined,
     }
   })
   return {
@@ -101,6 +109,8 @@ export type ItemView = {
   link?: string
   reused?: boolean
   deletehash?: string
+  converted?: Converted
+  reencoded?: Reencoded
   reason?: Reason
 }
 
@@ -126,6 +136,8 @@ export function viewJob(job: Job): JobView {
       view.link = item.link as string
       if (item.reused) view.reused = true
       if (item.deletehash) view.deletehash = item.deletehash
+      if (item.converted) view.converted = item.converted
+      if (item.reencoded) view.reencoded = item.reencoded
     } else {
       failed.push(item.url)
       view.reason = item.reason as Reason

@@ -234,6 +234,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         (outcome) => {
           item.reused = outcome.reused
           item.deletehash = outcome.deletehash
+          item.converted = outcome.converted
+          item.reencoded = outcome.reencoded
           store.complete(job, item, outcome.link)
           log.info(
             { jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts },

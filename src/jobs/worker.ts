@@ -1,22 +1,37 @@
 /**
- * The worker: one attempt at one item — download, identify, upload — returning the link.
- * The same bytes are uploaded once per service lifetime: a later item whose download hashes to
- * bytes already uploaded (or being uploaded) reuses that link without spending Imgur quota.
+ * The worker: one attempt at one item — download, identify, prepare (convert or re-encode when
+ * needed), upload — returning the link. The same image bytes are uploaded once per service
+ * lifetime: a later item whose download hashes to bytes already uploaded (or being prepared and
+ * uploaded) reuses that link without spending Imgur quota. Videos are streamed from the origin to
+ * Imgur as they arrive, so their hash is only known once they are sent: they are not de-duplicated.
  */
 import { createHash } from 'node:crypto'
-import type { Downloader } from '../download/download.ts'
+import type { Prepared, Preparer } from '../convert/prepare.ts'
+import type { Downloader, Opened } from '../download/download.ts'
 import type { ImgurClient } from '../imgur/client.ts'
 import type { Item, Job } from './model.ts'
 
 export type WorkerDeps = {
   downloader: Downloader
   imgur: ImgurClient
-  /** sha256 of uploaded bytes → their link; a pending upload is held as its promise. */
+  preparer: Preparer
+  /** sha256 of downloaded image bytes → their link; a pending upload is held as its promise. */
   uploads: Map<string, string | Promise<string>>
 }
 
-/** `deletehash` is Imgur's only handle to take an anonymous upload down; absent when reused. */
-export type Outcome = { link: string; reused: boolean; deletehash?: string }
+/**
+ * What one attempt achieved. `deletehash` is Imgur's only handle to take an anonymous upload down
+ * (absent when reused); `converted`/`reencoded` say what was done to the bytes, when anything was.
+ */
+export type Outcome = {
+  link: string
+  reused: boolean
+  deletehash?: string
+  converted?: Prepared['converted']
+  reencoded?: Prepared['reencoded']
+}
+
+type Video = Extract<Opened, { kind: 'video' }>
 
 export async function processItem(
   deps: WorkerDeps,
@@ -25,31 +40,59 @@ export async function processItem(
   signal: AbortSignal,
   downloaded: () => void = () => {},
 ): Promise<Outcome> {
-  // The host's download slot is freed as soon as the bytes are in, before the upload.
-  const image = await deps.downloader.download(item.target, signal).finally(downloaded)
-  const hash = createHash('sha256').update(image.bytes).digest('base64url')
-  const known = deps.uploads.get(hash)
-  if (known !== undefined) {
-    const link = await known
-    return { link, reused: true }
-  }
-  const upload = deps.imgur.upload({
-    bytes: image.bytes,
-    mime: image.mime,
-    filename: `image.${image.ext}`,
-    clientId: job.clientId,
-    signal,
+  const opened = await deps.downloader.open(item.target, signal).catch((error: unknown) => {
+    downloaded()
+    throw error
   })
-  const shared = upload.then((uploaded) => uploaded.link)
+  // A video is still downloading while it uploads: the host's slot is held until both end.
+  if (opened.kind === 'video') return uploadVideo(deps, job, opened, signal).finally(downloaded)
+  // The host's download slot is freed as soon as the bytes are in, before converting and uploading.
+  downloaded()
+  const { bytes, type } = opened
+  const hash = createHash('sha256').update(bytes).digest('base64url')
+  const known = deps.uploads.get(hash)
+  if (known !== undefined) return { link: await known, reused: true }
+
+  const work = (async () => {
+    const prepared = await deps.preparer.prepare(bytes, type, signal)
+    const uploaded = await deps.imgur.upload({
+      bytes: prepared.bytes,
+      mime: prepared.mime,
+      filename: `image.${prepared.ext}`,
+      clientId: job.clientId,
+      signal,
+    })
+    return { prepared, uploaded }
+  })()
+  const shared = work.then(({ uploaded }) => uploaded.link)
   // Items waiting on the same bytes see the failure; with none waiting it must not go unhandled.
   shared.catch(() => {})
   deps.uploads.set(hash, shared)
   try {
-    const { link, deletehash } = await upload
-    deps.uploads.set(hash, link)
-    return { link, reused: false, deletehash }
+    const { prepared, uploaded } = await work
+    deps.uploads.set(hash, uploaded.link)
+    const { converted, reencoded } = prepared
+    return { link: uploaded.link, reused: false, deletehash: uploaded.deletehash, converted, reencoded }
   } catch (error) {
     deps.uploads.delete(hash)
     throw error
+  }
+}
+
+/** Streams the video to Imgur's `video` field; a failure on either side ends both (see VideoStream). */
+async function uploadVideo(deps: WorkerDeps, job: Job, video: Video, signal: AbortSignal): Promise<Outcome> {
+  try {
+    const uploaded = await deps.imgur.uploadVideo({
+      chunks: video.stream.chunks,
+      length: video.length,
+      mime: video.type.mime,
+      filename: `video.${video.type.ext}`,
+      clientId: job.clientId,
+      signal,
+    })
+    return { link: uploaded.link, reused: false, deletehash: uploaded.deletehash }
+  } finally {
+    // Imgur may answer (an error) before the whole body is sent: the origin connection is released.
+    video.stream.cancel()
   }
 }

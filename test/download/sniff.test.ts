@@ -78,13 +78,17 @@ describe('identify: images Imgur refuses', () => {
       "ICO images are not accepted by Imgur's API",
     )
   })
-  test('videos (MP4, MOV, WebM) are not supported yet', async () => {
+  test('videos (MP4, MOV, WebM) are not images: they go to the video field', async () => {
     const webm = Buffer.from(
       '1a45dfa3a34286810142f7810142f2810442f381084282847765626d42878104428581021853806701',
       'hex',
     )
-    for (const bytes of [ftyp('isom', 'iso2', 'mp41'), ftyp('qt  ', 'qt  '), webm]) {
-      await rejects(bytes, 'unsupported_format', 'video uploads are not supported yet')
+    for (const [bytes, name] of [
+      [ftyp('isom', 'iso2', 'mp41'), 'MP4'],
+      [ftyp('qt  ', 'qt  '), 'MOV'],
+      [webm, 'WebM'],
+    ] as const) {
+      await rejects(bytes, 'unsupported_format', `${name} is a video, not an image`)
     }
   })
 })

@@ -7,6 +7,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo, Socket } from 'node:net'
 import { pipeline, Readable } from 'node:stream'
 import { crc32, createGzip } from 'node:zlib'
+import { mp4 } from './formats.ts'
 import { bmp, gif, HTML, jpeg, png, tiff, webp } from './images.ts'
 
 export type Origin = {
@@ -21,6 +22,8 @@ export type Origin = {
   readonly connections: number
   /** Resolves when the next request for `path` arrives (call it before that request can be sent). */
   waitForRequest(path: string): Promise<void>
+  /** Serves `body` at `path` from now on (files made by the test). */
+  put(path: string, body: Buffer, type?: string): void
   close(): Promise<void>
 }
 
@@ -68,12 +71,52 @@ function send(res: ServerResponse, status: number, type: string, body: Buffer | 
   res.end(body)
 }
 
+/**
+ * `/video/<bytes>.mp4`: an MP4 of that many bytes made as it is sent (a 160 MiB one costs the
+ * origin no memory). `?chunked` leaves out Content-Length; `?reset=N` drops the connection after
+ * N bytes of body; `?stall=N` stops sending after N bytes and keeps the connection open.
+ */
+function sendVideo(res: ServerResponse, total: number, query: URLSearchParams): void {
+  const resetAt = query.has('reset') ? Number(query.get('reset')) : Number.POSITIVE_INFINITY
+  const stallAt = query.has('stall') ? Number(query.get('stall')) : Number.POSITIVE_INFINITY
+  res.writeHead(200, {
+    'content-type': 'video/mp4',
+    ...(query.has('chunked') ? {} : { 'content-length': total }),
+  })
+  let sent = 0
+  const drained = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done).off('close', done)
+        resolve()
+      }
+      res.on('drain', done).on('close', done)
+    })
+  const pump = async () => {
+    for (const chunk of mp4(total)) {
+      if (res.destroyed) return
+      if (sent >= resetAt) {
+        // Never ended: a chunked body would otherwise look complete.
+        res.socket?.resetAndDestroy()
+        return
+      }
+      if (sent >= stallAt) return
+      const part = chunk.subarray(0, Math.min(resetAt, stallAt) - sent)
+      sent += part.length
+      if (!res.write(part)) await drained()
+    }
+    res.end()
+  }
+  pump().catch(() => res.destroy())
+}
+
 export async function startOrigin(options: { host?: string; port?: number } = {}): Promise<Origin> {
   const hits = new Map<string, number>()
   const headers = new Map<string, IncomingHttpHeaders>()
   const waiters = new Map<string, Array<() => void>>()
   const sockets = new Set<Socket>()
   const timers = new Set<NodeJS.Timeout>()
+  const files = new Map<string, [body: Buffer, type: string]>()
   let requests = 0
   let connections = 0
 
@@ -106,6 +149,10 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
       req.socket.end(body)
     }
 
+    const file = files.get(path)
+    if (file) return send(res, 200, file[1], file[0])
+    const video = path.match(/^\/video\/(\d+)\.mp4$/)
+    if (video) return sendVideo(res, Number(video[1]), url.searchParams)
     const image = path.match(/^\/img\/(\d+)\.(png|jpg|gif|bmp|tiff)$/)
     const sized = path.match(/^\/sized\/(\d+)\.png$/)
     const hops = path.match(/^\/redirect\/(\d+)$/)
@@ -189,6 +236,9 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
     },
     get connections() {
       return connections
+    },
+    put(path, body, type = 'application/octet-stream') {
+      files.set(path, [body, type])
     },
     waitForRequest(path) {
       return new Promise((resolve) => waiters.set(path, [...(waiters.get(path) ?? []), resolve]))

@@ -84,6 +84,8 @@ export type StatusBody = {
     link?: string
     reused?: boolean
     deletehash?: string
+    converted?: { from: string; to: string }
+    reencoded?: { fromBytes: number; toBytes: number }
     reason?: { code: string; message: string }
   }>
 }

@@ -1,0 +1,105 @@
+/**
+ * What one upload request sends. An image goes as a FormData of bytes in memory; a video as a
+ * multipart/form-data body built as a stream around a file that is still arriving, so a 200 MB
+ * video goes to Imgur a chunk at a time (RFC 7578). With the video's length known, the body's
+ * exact Content-Length is known too; without it, undici sends the body chunked.
+ */
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { FormData } from 'undici'
+
+export type UploadInput = {
+  bytes: Uint8Array
+  mime: string
+  filename: string
+  clientId?: string
+  signal?: AbortSignal
+}
+/** A video still arriving: sent as it comes in Imgur's `video` field, never held whole. */
+export type VideoInput = {
+  chunks: AsyncIterable<Uint8Array>
+  /** The video's exact size when known (then the upload has a Content-Length; else it is chunked). */
+  length: number | undefined
+  mime: string
+  filename: string
+  clientId?: string
+  signal?: AbortSignal
+}
+export type StreamedFile = {
+  field: string
+  filename: string
+  mime: string
+  chunks: AsyncIterable<Uint8Array>
+  /** The file's exact size, when known in advance. */
+  length: number | undefined
+}
+
+export type MultipartBody = {
+  body: AsyncIterable<Uint8Array>
+  headers: { 'content-type': string; 'content-length'?: string }
+}
+
+/** Header values we write ourselves: quotes and line breaks would break the part's framing. */
+const safe = (value: string) => value.replace(/["\r\n\\]/g, '_')
+
+export function multipartStream(fields: Record<string, string>, file: StreamedFile): MultipartBody {
+  // 128 random bits: the chance the boundary occurs inside the file is negligible (RFC 2046 §5.1.1).
+  const boundary = `----imgur-upload-${randomBytes(16).toString('hex')}`
+  const text = Object.entries(fields)
+    .map(
+      ([name, value]) =>
+        `--${boundary}\r\nContent-Disposition: form-data; name="${safe(name)}"\r\n\r\n${value}\r\n`,
+    )
+    .join('')
+  const head = Buffer.from(
+    `${text}--${boundary}\r\nContent-Disposition: form-data; name="${safe(file.field)}"; filename="${safe(file.filename)}"\r\n` +
+      `Content-Type: ${safe(file.mime)}\r\n\r\n`,
+  )
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
+  async function* body(): AsyncGenerator<Uint8Array> {
+    yield head
+    yield* file.chunks
+    // Only after the file's last byte: a failed file never reaches the closing boundary.
+    yield tail
+  }
+  const headers: MultipartBody['headers'] = { 'content-type': `multipart/form-data; boundary=${boundary}` }
+  if (file.length !== undefined) headers['content-length'] = String(head.length + file.length + tail.length)
+  return { body: body(), headers }
+}
+
+/** What one request sends; `video` bodies are single-use streams, so they are never sent twice. */
+export type Payload = {
+  body: FormData | Readable
+  headers: Record<string, string>
+  mime: string
+  size: number
+  video: boolean
+}
+
+export function imagePayload(input: UploadInput): Payload {
+  const form = new FormData()
+  // Blob copies the bytes; the cast only widens lib typing (views over SharedArrayBuffer).
+  form.append(
+    'image',
+    new Blob([input.bytes as Uint8Array<ArrayBuffer>], { type: input.mime }),
+    input.filename,
+  )
+  form.append('type', 'file')
+  return { body: form, headers: {}, mime: input.mime, size: input.bytes.byteLength, video: false }
+}
+
+export function videoPayload(input: VideoInput): Payload {
+  const { body, headers } = multipartStream(
+    { type: 'file' },
+    {
+      field: 'video',
+      filename: input.filename,
+      mime: input.mime,
+      chunks: input.chunks,
+      length: input.length,
+    },
+  )
+  // A byte stream, not an object stream: undici pulls it at the socket's pace (backpressure).
+  const stream = Readable.from(body, { objectMode: false })
+  return { body: stream, headers, mime: input.mime, size: input.length ?? 0, video: true }
+}
