@@ -9,6 +9,7 @@ import type { RateLimits } from './imgur/rate-limits.ts'
 import { type Item, type Job, jobStatus } from './jobs/model.ts'
 import type { Scheduler } from './jobs/scheduler.ts'
 import type { JobStore } from './jobs/store.ts'
+import type { Transfer } from './jobs/worker.ts'
 
 export type MetricsDeps = {
   config: Config
@@ -50,6 +51,35 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers,
   })
+
+  const transfers = {
+    download: {
+      seconds: new Histogram({
+        name: `${PREFIX}download_duration_seconds`,
+        help: 'Time to download one image that arrived whole',
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        registers,
+      }),
+      bytes: new Counter({
+        name: `${PREFIX}downloaded_bytes_total`,
+        help: 'Bytes of images downloaded',
+        registers,
+      }),
+    },
+    upload: {
+      seconds: new Histogram({
+        name: `${PREFIX}upload_duration_seconds`,
+        help: 'Time of one upload to Imgur that succeeded',
+        buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers,
+      }),
+      bytes: new Counter({
+        name: `${PREFIX}uploaded_bytes_total`,
+        help: 'Bytes of images uploaded to Imgur',
+        registers,
+      }),
+    },
+  }
 
   // Jobs by status, counted at scrape. The store cannot be iterated, so jobs are remembered from
   // the events; the ones never seen (not started yet) are the store's other jobs.
@@ -122,6 +152,10 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
     return since === undefined ? undefined : (performance.now() - since) / 1000
   }
   const listeners = {
+    transfer: ({ phase, seconds, bytes }: Transfer) => {
+      transfers[phase].seconds.observe(seconds)
+      transfers[phase].bytes.inc(bytes)
+    },
     attempt: ({ job, item }: { job: Job; item: Item }) => {
       remember(job)
       attempts.inc()
@@ -139,6 +173,7 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
       if (seconds !== undefined) duration.observe({ result: 'retry' }, seconds)
     },
   }
+  queue.on('transfer', listeners.transfer)
   queue.on('attempt', listeners.attempt)
   queue.on('settled', listeners.settled)
   queue.on('retry', listeners.retry)
@@ -147,6 +182,7 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
     registry,
     /** Stops listening to the queue (the queue may outlive this app). */
     close() {
+      queue.off('transfer', listeners.transfer)
       queue.off('attempt', listeners.attempt)
       queue.off('settled', listeners.settled)
       queue.off('retry', listeners.retry)

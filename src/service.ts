@@ -55,7 +55,13 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     concurrency: config.convertConcurrency,
   })
   const store = new JobStore({ retentionCount: config.jobRetentionCount, retentionMs: config.jobRetentionMs })
-  const deps: WorkerDeps = { downloader, imgur, preparer, uploads: new Map() }
+  const deps: WorkerDeps = {
+    downloader,
+    imgur,
+    preparer,
+    uploads: new Map(),
+    observe: (transfer) => queue.emit('transfer', transfer),
+  }
   const queue = new Scheduler(
     {
       concurrency: config.uploadConcurrency,

@@ -11,7 +11,7 @@ import type { RateLimits } from '../imgur/rate-limits.ts'
 import { createJob, type Item, type Job, type Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { JobStore } from './store.ts'
-import type { Outcome } from './worker.ts'
+import type { Outcome, Transfer } from './worker.ts'
 
 /** How deep into a job's items one pick looks for an item whose host is free. */
 const LOOKAHEAD = 32
@@ -42,6 +42,8 @@ export type SchedulerEvents = {
   attempt: [{ job: Job; item: Item }]
   settled: [{ job: Job; item: Item; outcome: 'complete' | 'failed'; code?: string }]
   retry: [{ job: Job; item: Item; code: string; delayMs: number }]
+  /** Emitted by the worker through the service's wiring (metrics). */
+  transfer: [Transfer]
   idle: []
 }
 

@@ -17,6 +17,24 @@ export type WorkerDeps = {
   preparer: Preparer
   /** sha256 of downloaded image bytes → their link; a pending upload is held as its promise. */
   uploads: Map<string, string | Promise<string>>
+  /** Told of every finished download and upload (metrics). */
+  observe?: (transfer: Transfer) => void
+}
+
+/** One download or upload that succeeded: how long it took and how many bytes it moved. */
+export type Transfer = { phase: 'download' | 'upload'; seconds: number; bytes: number }
+
+/** Runs `fn`, reporting its duration and `bytes(result)` as one transfer when it succeeds. */
+async function timed<T>(
+  deps: WorkerDeps,
+  phase: Transfer['phase'],
+  fn: () => Promise<T>,
+  bytes: (r: T) => number,
+) {
+  const start = performance.now()
+  const result = await fn()
+  deps.observe?.({ phase, seconds: (performance.now() - start) / 1000, bytes: bytes(result) })
+  return result
 }
 
 /**
@@ -40,7 +58,13 @@ export async function processItem(
   signal: AbortSignal,
   downloaded: () => void = () => {},
 ): Promise<Outcome> {
-  const opened = await deps.downloader.open(item.target, signal).catch((error: unknown) => {
+  const opened = await timed(
+    deps,
+    'download',
+    () => deps.downloader.open(item.target, signal),
+    // A video's bytes are counted as they stream to Imgur, as its upload.
+    (result) => (result.kind === 'video' ? 0 : result.bytes.length),
+  ).catch((error: unknown) => {
     downloaded()
     throw error
   })
@@ -55,13 +79,13 @@ export async function processItem(
 
   const work = (async () => {
     const prepared = await deps.preparer.prepare(bytes, type, signal)
-    const uploaded = await deps.imgur.upload({
-      bytes: prepared.bytes,
-      mime: prepared.mime,
-      filename: `image.${prepared.ext}`,
-      clientId: job.clientId,
-      signal,
-    })
+    const upload = { bytes: prepared.bytes, mime: prepared.mime, filename: `image.${prepared.ext}` }
+    const uploaded = await timed(
+      deps,
+      'upload',
+      () => deps.imgur.upload({ ...upload, clientId: job.clientId, signal }),
+      () => prepared.bytes.length,
+    )
     return { prepared, uploaded }
   })()
   const shared = work.then(({ uploaded }) => uploaded.link)
@@ -82,14 +106,20 @@ export async function processItem(
 /** Streams the video to Imgur's `video` field; a failure on either side ends both (see VideoStream). */
 async function uploadVideo(deps: WorkerDeps, job: Job, video: Video, signal: AbortSignal): Promise<Outcome> {
   try {
-    const uploaded = await deps.imgur.uploadVideo({
-      chunks: video.stream.chunks,
-      length: video.length,
-      mime: video.type.mime,
-      filename: `video.${video.type.ext}`,
-      clientId: job.clientId,
-      signal,
-    })
+    let sent = 0
+    async function* counted(): AsyncGenerator<Buffer> {
+      for await (const chunk of video.stream.chunks) {
+        sent += chunk.length
+        yield chunk
+      }
+    }
+    const upload = { length: video.length, mime: video.type.mime, filename: `video.${video.type.ext}` }
+    const uploaded = await timed(
+      deps,
+      'upload',
+      () => deps.imgur.uploadVideo({ ...upload, chunks: counted(), clientId: job.clientId, signal }),
+      () => sent,
+    )
     return { link: uploaded.link, reused: false, deletehash: uploaded.deletehash }
   } finally {
     // Imgur may answer (an error) before the whole body is sent: the origin connection is released.

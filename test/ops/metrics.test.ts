@@ -49,6 +49,19 @@ test('/metrics counts jobs, items, attempts and retries; labels stay bounded', a
   assert.equal(value(samples, 'imgur_upload_item_duration_seconds_count'), 6)
   assert.equal(value(samples, 'imgur_upload_item_duration_seconds_count', { result: 'retry' }), 2)
   assert.equal(value(samples, 'imgur_upload_item_duration_seconds_count', { result: 'complete' }), 2)
+  assert.equal(
+    value(samples, 'imgur_upload_download_duration_seconds_count'),
+    2,
+    'the HTML never arrived as an image',
+  )
+  assert.equal(value(samples, 'imgur_upload_upload_duration_seconds_count'), 2)
+  const uploaded = value(samples, 'imgur_upload_uploaded_bytes_total')
+  assert.ok(uploaded > 0)
+  assert.equal(
+    value(samples, 'imgur_upload_downloaded_bytes_total'),
+    uploaded,
+    'every image arrived was uploaded',
+  )
   assert.equal(value(samples, 'imgur_upload_jobs', { status: 'complete' }), 2)
   assert.equal(value(samples, 'imgur_upload_jobs', { status: 'pending' }), 0)
   assert.equal(value(samples, 'imgur_upload_queue_pending_items'), 0)
