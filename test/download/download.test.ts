@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { createDownloader, type DownloadOptions } from '../../src/download/download.ts'
 import type { ServiceError } from '../../src/errors.ts'
+import { useDownloaders } from '../helpers/downloaders.ts'
 import { bmp, gif, jpeg, png, tiff } from '../helpers/images.ts'
-import { type Origin, startOrigin } from '../helpers/origin.ts'
 
 const CAP = 64 * 1024
 const BASE: DownloadOptions = {
@@ -14,20 +14,8 @@ const BASE: DownloadOptions = {
   userAgent: 'imgur-upload-service/0.1 (+test)',
 }
 
-let origin: Origin
-const downloaders: Array<{ close(): Promise<void> }> = []
-function downloader(overrides: Partial<DownloadOptions> = {}) {
-  const d = createDownloader({ ...BASE, ...overrides })
-  downloaders.push(d)
-  return d
-}
-before(async () => {
-  origin = await startOrigin()
-})
-after(async () => {
-  await origin.close() // first: a download still in flight then fails instead of holding close()
-  await Promise.all(downloaders.map((d) => d.close()))
-})
+const fixture = useDownloaders(BASE)
+const { downloader } = fixture
 
 /** Asserts the download fails with `code`, `retryable` and (optionally) `message`. */
 async function fails(
@@ -59,21 +47,21 @@ describe('images', () => {
   ]
   for (const [path, bytes, mime, ext] of cases) {
     test(`${path} → ${mime}`, async () => {
-      const result = await downloader().download(origin.url + path)
-      assert.deepEqual(result, { bytes, url: origin.url + path, mime, ext })
+      const result = await downloader().download(fixture.origin.url + path)
+      assert.deepEqual(result, { bytes, url: fixture.origin.url + path, mime, ext })
     })
   }
 
   test('same-a and same-b serve identical bytes', async () => {
     const d = downloader()
-    const a = await d.download(`${origin.url}/same-a.png`)
-    const b = await d.download(`${origin.url}/same-b.png`)
+    const a = await d.download(`${fixture.origin.url}/same-a.png`)
+    const b = await d.download(`${fixture.origin.url}/same-b.png`)
     assert.deepEqual(a.bytes, b.bytes)
   })
 
   test('sends only the fixed outbound headers', async () => {
-    await downloader().download(`${origin.url}/img/21.png`)
-    const headers = origin.headers.get('/img/21.png')
+    await downloader().download(`${fixture.origin.url}/img/21.png`)
+    const headers = fixture.origin.headers.get('/img/21.png')
     assert.ok(headers)
     assert.equal(headers['user-agent'], BASE.userAgent)
     assert.equal(headers.accept, 'image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.5')
@@ -87,34 +75,37 @@ describe('images', () => {
 
   test('keeps connections alive across downloads', async () => {
     const d = downloader()
-    const before = origin.connections
-    for (let n = 100; n < 120; n++) await d.download(`${origin.url}/img/${n}.png`)
+    const before = fixture.origin.connections
+    for (let n = 100; n < 120; n++) await d.download(`${fixture.origin.url}/img/${n}.png`)
     // undici's pool may open a second socket while the first finishes its first response.
-    assert.ok(origin.connections - before <= 2, `${origin.connections - before} connections for 20 downloads`)
+    assert.ok(
+      fixture.origin.connections - before <= 2,
+      `${fixture.origin.connections - before} connections for 20 downloads`,
+    )
   })
 })
 
 describe('content checks', () => {
   test('HTML served as image/png', () =>
-    fails(downloader().download(`${origin.url}/html-as-png`), {
+    fails(downloader().download(`${fixture.origin.url}/html-as-png`), {
       code: 'not_an_image',
       retryable: false,
       message: 'not an image: looks like HTML',
     }))
   test('WebP served as image/png', () =>
-    fails(downloader().download(`${origin.url}/webp.png`), {
+    fails(downloader().download(`${fixture.origin.url}/webp.png`), {
       code: 'unsupported_format',
       retryable: false,
       message: "WebP images are not accepted by Imgur's API",
     }))
   test('JSON', () =>
-    fails(downloader().download(`${origin.url}/json`), {
+    fails(downloader().download(`${fixture.origin.url}/json`), {
       code: 'not_an_image',
       retryable: false,
       message: 'not an image: looks like JSON',
     }))
   test('empty body', () =>
-    fails(downloader().download(`${origin.url}/empty`), {
+    fails(downloader().download(`${fixture.origin.url}/empty`), {
       code: 'download_empty',
       retryable: false,
       message: 'origin sent an empty body',
@@ -123,53 +114,56 @@ describe('content checks', () => {
 
 describe('redirects', () => {
   test('follows up to maxRedirects hops and reports the final URL', async () => {
-    const result = await downloader().download(`${origin.url}/redirect/5`)
-    assert.equal(result.url, `${origin.url}/redirect/0`)
+    const result = await downloader().download(`${fixture.origin.url}/redirect/5`)
+    assert.equal(result.url, `${fixture.origin.url}/redirect/0`)
     assert.deepEqual(result.bytes, png(0))
   })
   test('one hop more fails', () =>
-    fails(downloader().download(`${origin.url}/redirect/6`), {
+    fails(downloader().download(`${fixture.origin.url}/redirect/6`), {
       code: 'download_too_many_redirects',
       retryable: false,
       message: 'origin redirected more than 5 times',
     }))
   test('maxRedirects 0 refuses the first redirect', () =>
-    fails(downloader({ maxRedirects: 0 }).download(`${origin.url}/redirect/1`), {
+    fails(downloader({ maxRedirects: 0 }).download(`${fixture.origin.url}/redirect/1`), {
       code: 'download_too_many_redirects',
       retryable: false,
     }))
   test('a redirect loop is capped', async () => {
-    const before = origin.hits.get('/loop') ?? 0
-    await fails(downloader().download(`${origin.url}/loop`), {
+    const before = fixture.origin.hits.get('/loop') ?? 0
+    await fails(downloader().download(`${fixture.origin.url}/loop`), {
       code: 'download_too_many_redirects',
       retryable: false,
     })
-    assert.equal((origin.hits.get('/loop') ?? 0) - before, 6)
+    assert.equal((fixture.origin.hits.get('/loop') ?? 0) - before, 6)
   })
   test('a relative Location resolves against the current URL', async () => {
-    const result = await downloader().download(`${origin.url}/redirect-relative`)
-    assert.equal(result.url, `${origin.url}/img/7.png`)
+    const result = await downloader().download(`${fixture.origin.url}/redirect-relative`)
+    assert.equal(result.url, `${fixture.origin.url}/img/7.png`)
     assert.deepEqual(result.bytes, png(7))
   })
   test('a redirect without Location fails', () =>
-    fails(downloader().download(`${origin.url}/redirect-no-location`), {
+    fails(downloader().download(`${fixture.origin.url}/redirect-no-location`), {
       code: 'download_bad_redirect',
       retryable: false,
       message: 'origin answered HTTP 302 without a Location',
     }))
   test('a redirect to file: fails', () =>
-    fails(downloader().download(`${origin.url}/redirect-scheme`), {
+    fails(downloader().download(`${fixture.origin.url}/redirect-scheme`), {
       code: 'download_bad_redirect',
       retryable: false,
       message: 'origin redirected to a URL with scheme file: (only http and https are allowed)',
     }))
   test('a redirect to a URL with credentials fails', () => {
-    const target = `${origin.url.replace('//', '//user:secret@')}/img/1.png`
-    return fails(downloader().download(`${origin.url}/redirect-to?url=${encodeURIComponent(target)}`), {
-      code: 'download_bad_redirect',
-      retryable: false,
-      message: 'origin redirected to a URL with credentials',
-    })
+    const target = `${fixture.origin.url.replace('//', '//user:secret@')}/img/1.png`
+    return fails(
+      downloader().download(`${fixture.origin.url}/redirect-to?url=${encodeURIComponent(target)}`),
+      {
+        code: 'download_bad_redirect',
+        retryable: false,
+        message: 'origin redirected to a URL with credentials',
+      },
+    )
   })
 })
 
@@ -187,7 +181,7 @@ describe('HTTP status', () => {
   ]
   for (const [status, retryable] of cases) {
     test(`${status} is ${retryable ? 'retryable' : 'permanent'}`, () =>
-      fails(downloader().download(`${origin.url}/status/${status}`), {
+      fails(downloader().download(`${fixture.origin.url}/status/${status}`), {
         code: 'download_http_status',
         retryable,
         message: `origin answered HTTP ${status}`,
@@ -203,13 +197,13 @@ describe('invalid input', () => {
     ['http://user:pw@example.com/a.png', 'URL with credentials'],
   ]) {
     test(input, async () => {
-      const before = origin.requests
+      const before = fixture.origin.requests
       await fails(downloader().download(input as string), {
         code: 'download_bad_url',
         retryable: false,
         message,
       })
-      assert.equal(origin.requests, before)
+      assert.equal(fixture.origin.requests, before)
     })
   }
   test('options are checked at construction', () => {

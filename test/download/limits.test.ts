@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createDownloader, type DownloadOptions } from '../../src/download/download.ts'
+import { describe, test } from 'node:test'
+import type { DownloadOptions } from '../../src/download/download.ts'
 import type { ServiceError } from '../../src/errors.ts'
+import { useDownloaders } from '../helpers/downloaders.ts'
 import { png } from '../helpers/images.ts'
-import { type Origin, startOrigin } from '../helpers/origin.ts'
+import { startOrigin } from '../helpers/origin.ts'
 
 const CAP = 64 * 1024
 const BASE: DownloadOptions = {
@@ -14,20 +15,8 @@ const BASE: DownloadOptions = {
   userAgent: 'imgur-upload-service/0.1 (+test)',
 }
 
-let origin: Origin
-const downloaders: Array<{ close(): Promise<void> }> = []
-function downloader(overrides: Partial<DownloadOptions> = {}) {
-  const d = createDownloader({ ...BASE, ...overrides })
-  downloaders.push(d)
-  return d
-}
-before(async () => {
-  origin = await startOrigin()
-})
-after(async () => {
-  await origin.close() // first: a download still in flight then fails instead of holding close()
-  await Promise.all(downloaders.map((d) => d.close()))
-})
+const fixture = useDownloaders(BASE)
+const { downloader } = fixture
 
 async function fails(promise: Promise<unknown>, code: string, retryable: boolean, message?: string) {
   await assert.rejects(promise, (error: ServiceError) => {
@@ -44,12 +33,12 @@ const TOO_LARGE = 'image is larger than the 64 KiB limit'
 
 describe('byte cap', () => {
   test('a body of exactly the cap is accepted, whole', async () => {
-    const result = await downloader().download(`${origin.url}/sized/${CAP}.png`)
+    const result = await downloader().download(`${fixture.origin.url}/sized/${CAP}.png`)
     assert.deepEqual(result.bytes, png(CAP, { padTo: CAP }))
   })
   test('a declared Content-Length of cap+1 fails', () =>
     fails(
-      downloader().download(`${origin.url}/sized/${CAP + 1}.png`),
+      downloader().download(`${fixture.origin.url}/sized/${CAP + 1}.png`),
       'download_too_large',
       false,
       TOO_LARGE,
@@ -57,7 +46,7 @@ describe('byte cap', () => {
   test('a declared Content-Length over the cap fails before the body is read', { timeout: 5000 }, () =>
     // The drip never sends more than a few bytes: reading the body would end in a timeout instead.
     fails(
-      downloader().download(`${origin.url}/drip?length=50000000`),
+      downloader().download(`${fixture.origin.url}/drip?length=50000000`),
       'download_too_large',
       false,
       TOO_LARGE,
@@ -65,25 +54,25 @@ describe('byte cap', () => {
   )
   test('the cap message is formatted for people', () =>
     fails(
-      downloader({ maxBytes: 10 * 1024 * 1024 }).download(`${origin.url}/drip?length=50000000`),
+      downloader({ maxBytes: 10 * 1024 * 1024 }).download(`${fixture.origin.url}/drip?length=50000000`),
       'download_too_large',
       false,
       'image is larger than the 10 MiB limit',
     ))
   test('a chunked body (no Content-Length) of exactly the cap is accepted', async () => {
-    const result = await downloader().download(`${origin.url}/chunked-big?bytes=${CAP}`)
+    const result = await downloader().download(`${fixture.origin.url}/chunked-big?bytes=${CAP}`)
     assert.deepEqual(result.bytes, png(CAP, { padTo: CAP }))
   })
   test('a chunked body of cap+1 fails', () =>
     fails(
-      downloader().download(`${origin.url}/chunked-big?bytes=${CAP + 1}`),
+      downloader().download(`${fixture.origin.url}/chunked-big?bytes=${CAP + 1}`),
       'download_too_large',
       false,
       TOO_LARGE,
     ))
   test('a huge chunked body fails at the cap, not at its end', () =>
     fails(
-      downloader().download(`${origin.url}/chunked-big?bytes=${2 ** 30}`),
+      downloader().download(`${fixture.origin.url}/chunked-big?bytes=${2 ** 30}`),
       'download_too_large',
       false,
       TOO_LARGE,
@@ -92,21 +81,21 @@ describe('byte cap', () => {
 
 describe('compressed anyway', () => {
   test('a gzip body under the cap is decoded', async () => {
-    const result = await downloader().download(`${origin.url}/gzip-bomb?bytes=5000`)
+    const result = await downloader().download(`${fixture.origin.url}/gzip-bomb?bytes=5000`)
     assert.deepEqual(result.bytes, png(5000, { padTo: 5000 }))
-    assert.equal(origin.headers.get('/gzip-bomb')?.['accept-encoding'], 'identity')
+    assert.equal(fixture.origin.headers.get('/gzip-bomb')?.['accept-encoding'], 'identity')
   })
   test('a gzip bomb is judged by its decoded size', () =>
     // ~1 GiB of zeros gzips to ~1 MiB on the wire; the decoded count trips at cap+1.
     fails(
-      downloader().download(`${origin.url}/gzip-bomb?bytes=${2 ** 30}`),
+      downloader().download(`${fixture.origin.url}/gzip-bomb?bytes=${2 ** 30}`),
       'download_too_large',
       false,
       TOO_LARGE,
     ))
   test('decoded cap+1 fails even when the wire bytes are far below the cap', () =>
     fails(
-      downloader().download(`${origin.url}/gzip-bomb?bytes=${CAP + 1}`),
+      downloader().download(`${fixture.origin.url}/gzip-bomb?bytes=${CAP + 1}`),
       'download_too_large',
       false,
       TOO_LARGE,
@@ -115,12 +104,12 @@ describe('compressed anyway', () => {
 
 describe('lying Content-Length', () => {
   test('shorter than the body: exactly Content-Length bytes are read', async () => {
-    const result = await downloader().download(`${origin.url}/lying-length/short`)
+    const result = await downloader().download(`${fixture.origin.url}/lying-length/short`)
     assert.deepEqual(result.bytes, png(2))
   })
   test('longer than the body, then the connection closes: truncated, never uploaded', () =>
     fails(
-      downloader().download(`${origin.url}/lying-length/long`),
+      downloader().download(`${fixture.origin.url}/lying-length/long`),
       'download_truncated',
       true,
       'origin closed the connection before the body was complete',
@@ -131,7 +120,7 @@ describe('deadline and cancellation', () => {
   test('a body dripping one byte a second fails at the total deadline', { timeout: 10_000 }, async () => {
     const started = performance.now()
     await fails(
-      downloader({ timeoutMs: 300 }).download(`${origin.url}/drip`),
+      downloader({ timeoutMs: 300 }).download(`${fixture.origin.url}/drip`),
       'download_timeout',
       true,
       'download did not finish within 300 ms',
@@ -141,7 +130,7 @@ describe('deadline and cancellation', () => {
   test('a drip faster than bodyTimeout still fails at the total deadline', { timeout: 10_000 }, () =>
     // bodyTimeout resets on every chunk: only the total deadline can stop this one.
     fails(
-      downloader({ timeoutMs: 500 }).download(`${origin.url}/drip?every=50`),
+      downloader({ timeoutMs: 500 }).download(`${fixture.origin.url}/drip?every=50`),
       'download_timeout',
       true,
       'download did not finish within 500 ms',
@@ -149,7 +138,7 @@ describe('deadline and cancellation', () => {
   )
   test('slow headers fail at the deadline', () =>
     fails(
-      downloader({ timeoutMs: 300 }).download(`${origin.url}/slow-headers?ms=20000`),
+      downloader({ timeoutMs: 300 }).download(`${fixture.origin.url}/slow-headers?ms=20000`),
       'download_timeout',
       true,
       'download did not finish within 300 ms',
@@ -157,30 +146,34 @@ describe('deadline and cancellation', () => {
   test('the deadline covers every redirect hop together', () =>
     fails(
       downloader({ timeoutMs: 300 }).download(
-        `${origin.url}/redirect-to?url=${encodeURIComponent(`${origin.url}/slow-headers?ms=20000`)}`,
+        `${fixture.origin.url}/redirect-to?url=${encodeURIComponent(`${fixture.origin.url}/slow-headers?ms=20000`)}`,
       ),
       'download_timeout',
       true,
     ))
   test("the caller's signal aborting mid-download is a cancellation, not a timeout", async () => {
     const controller = new AbortController()
-    const arrived = origin.waitForRequest('/drip')
-    const pending = downloader().download(`${origin.url}/drip`, controller.signal)
+    const arrived = fixture.origin.waitForRequest('/drip')
+    const pending = downloader().download(`${fixture.origin.url}/drip`, controller.signal)
     await arrived
     controller.abort()
     await fails(pending, 'cancelled', false, 'download cancelled')
   })
   test('an already aborted signal makes no request', async () => {
-    const before = origin.requests
-    await fails(downloader().download(`${origin.url}/img/1.png`, AbortSignal.abort()), 'cancelled', false)
-    assert.equal(origin.requests, before)
+    const before = fixture.origin.requests
+    await fails(
+      downloader().download(`${fixture.origin.url}/img/1.png`, AbortSignal.abort()),
+      'cancelled',
+      false,
+    )
+    assert.equal(fixture.origin.requests, before)
   })
 })
 
 describe('network failures', () => {
   test('connection reset', () =>
     fails(
-      downloader().download(`${origin.url}/reset`),
+      downloader().download(`${fixture.origin.url}/reset`),
       'download_network',
       true,
       'connection reset by origin',

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createDownloader, type DownloadOptions, type Opened } from '../../src/download/download.ts'
+import { describe, test } from 'node:test'
+import type { DownloadOptions, Opened } from '../../src/download/download.ts'
+import { useDownloaders } from '../helpers/downloaders.ts'
 import { mp4, webp } from '../helpers/formats.ts'
 import { png } from '../helpers/images.ts'
-import { type Origin, startOrigin } from '../helpers/origin.ts'
 
 const BASE: DownloadOptions = {
   maxBytes: 64 * 1024,
@@ -14,20 +14,8 @@ const BASE: DownloadOptions = {
   userAgent: 'imgur-upload-service/0.1 (+test)',
 }
 
-let origin: Origin
-const downloaders: Array<{ close(): Promise<void> }> = []
-function downloader(overrides: Partial<DownloadOptions> = {}) {
-  const d = createDownloader({ ...BASE, ...overrides })
-  downloaders.push(d)
-  return d
-}
-before(async () => {
-  origin = await startOrigin()
-})
-after(async () => {
-  await origin.close()
-  await Promise.all(downloaders.map((d) => d.close()))
-})
+const fixture = useDownloaders(BASE)
+const { downloader } = fixture
 
 async function drain(opened: Opened): Promise<Buffer> {
   assert.equal(opened.kind, 'video')
@@ -39,22 +27,22 @@ async function drain(opened: Opened): Promise<Buffer> {
 
 describe('open(): decided after the first bytes', () => {
   test('an image is buffered and typed, including formats to convert', async () => {
-    const opened = await downloader().open(`${origin.url}/img/3.png`)
+    const opened = await downloader().open(`${fixture.origin.url}/img/3.png`)
     assert.equal(opened.kind, 'file')
     assert.deepEqual(opened.kind === 'file' && opened.bytes, png(3))
     assert.equal(opened.type.kind, 'image')
-    origin.put('/photo.webp', await webp(), 'image/webp')
-    const converted = await downloader().open(`${origin.url}/photo.webp`)
+    fixture.origin.put('/photo.webp', await webp(), 'image/webp')
+    const converted = await downloader().open(`${fixture.origin.url}/photo.webp`)
     assert.deepEqual([converted.type.kind, converted.type.mime], ['convertible', 'image/webp'])
   })
   test('a video larger than the image cap is streamed whole, with its declared length', async () => {
-    const opened = await downloader().open(`${origin.url}/video/200000.mp4`)
+    const opened = await downloader().open(`${fixture.origin.url}/video/200000.mp4`)
     assert.equal(opened.kind === 'video' && opened.length, 200_000)
     assert.deepEqual(opened.type, { kind: 'video', mime: 'video/mp4', ext: 'mp4', name: 'MP4' })
     assert.deepEqual(await drain(opened), Buffer.concat([...mp4(200_000)]))
   })
   test('a chunked video has no length and is streamed all the same', async () => {
-    const opened = await downloader().open(`${origin.url}/video/200000.mp4?chunked`)
+    const opened = await downloader().open(`${fixture.origin.url}/video/200000.mp4?chunked`)
     assert.equal(opened.kind === 'video' && opened.length, undefined)
     assert.equal((await drain(opened)).length, 200_000)
   })
@@ -63,27 +51,27 @@ describe('open(): decided after the first bytes', () => {
 describe('video limits', () => {
   test('exactly the cap passes; cap+1 fails while streaming, never truncated', async () => {
     assert.equal(
-      (await drain(await downloader().open(`${origin.url}/video/300000.mp4?chunked`))).length,
+      (await drain(await downloader().open(`${fixture.origin.url}/video/300000.mp4?chunked`))).length,
       300_000,
     )
-    const opened = await downloader().open(`${origin.url}/video/300001.mp4?chunked`)
+    const opened = await downloader().open(`${fixture.origin.url}/video/300001.mp4?chunked`)
     await assert.rejects(drain(opened), {
       code: 'download_too_large',
       message: 'video is larger than the 293 KiB limit',
     })
   })
   test('a declared length over every cap fails before the body is read', () =>
-    assert.rejects(downloader().open(`${origin.url}/video/300001.mp4`), {
+    assert.rejects(downloader().open(`${fixture.origin.url}/video/300001.mp4`), {
       code: 'download_too_large',
       message: 'file is larger than the limits (64 KiB for images, 293 KiB for videos)',
     }))
   test('an origin reset mid-video is a truncation', async () => {
-    const opened = await downloader().open(`${origin.url}/video/200000.mp4?reset=100000`)
+    const opened = await downloader().open(`${fixture.origin.url}/video/200000.mp4?reset=100000`)
     await assert.rejects(drain(opened), { code: 'download_truncated', retryable: true })
   })
   test('a stalled video fails at the video deadline, not the image one', async () => {
     const d = downloader({ timeoutMs: 100, videoTimeoutMs: 400 })
-    const opened = await d.open(`${origin.url}/video/200000.mp4?stall=100000`)
+    const opened = await d.open(`${fixture.origin.url}/video/200000.mp4?stall=100000`)
     await new Promise((resolve) => setTimeout(resolve, 150)) // past the image deadline: still fine
     const started = performance.now()
     await assert.rejects(drain(opened), {
@@ -93,7 +81,7 @@ describe('video limits', () => {
     assert.ok(performance.now() - started < 2000)
   })
   test('cancel() ends a stalled video at once', async () => {
-    const opened = await downloader().open(`${origin.url}/video/200000.mp4?stall=100000`)
+    const opened = await downloader().open(`${fixture.origin.url}/video/200000.mp4?stall=100000`)
     assert.equal(opened.kind, 'video')
     if (opened.kind !== 'video') return
     const reading = drain(opened)
@@ -101,12 +89,12 @@ describe('video limits', () => {
     await assert.rejects(reading)
   })
   test('with videos off, a video is refused by its first bytes', () =>
-    assert.rejects(downloader({ maxVideoBytes: 0 }).open(`${origin.url}/video/200000.mp4?chunked`), {
+    assert.rejects(downloader({ maxVideoBytes: 0 }).open(`${fixture.origin.url}/video/200000.mp4?chunked`), {
       code: 'unsupported_format',
       message: 'MP4 videos are not accepted: video uploads are off',
     }))
   test('download() (images only) refuses a video', () =>
-    assert.rejects(downloader().download(`${origin.url}/video/2000.mp4`), {
+    assert.rejects(downloader().download(`${fixture.origin.url}/video/2000.mp4`), {
       code: 'unsupported_format',
       message: 'MP4 is a video, not an image',
     }))
