@@ -24,4 +24,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # `node` directly, never `npm start`: npm does not forward SIGTERM. As PID 1, Node gets no default
 # signal handlers, but server.ts installs its own for SIGTERM and SIGINT and drains the queue.
-CMD ["node", "src/server.ts"]
+CMD ["node", "--max-semi-space-size=4", "src/server.ts"]

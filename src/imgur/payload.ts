@@ -1,12 +1,12 @@
 /**
- * What one upload request sends. An image goes as a FormData of bytes in memory; a video as a
- * multipart/form-data body built as a stream around a file that is still arriving, so a 200 MB
- * video goes to Imgur a chunk at a time (RFC 7578). With the video's length known, the body's
- * exact Content-Length is known too; without it, undici sends the body chunked.
+ * What one upload request sends: a multipart/form-data body (RFC 7578) framed here. An image is
+ * one buffer with an exact Content-Length (undici's FormData + Blob cost ~0.8 ms of CPU per
+ * 100 KB image more, measured by the benchmark); a video is a stream around a file that is still
+ * arriving, so a 200 MB video goes to Imgur a chunk at a time. With the video's length known, the
+ * body's exact Content-Length is known too; without it, undici sends the body chunked.
  */
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { FormData } from 'undici'
 
 export type UploadInput = {
   bytes: Uint8Array
@@ -42,7 +42,10 @@ export type MultipartBody = {
 /** Header values we write ourselves: quotes and line breaks would break the part's framing. */
 const safe = (value: string) => value.replace(/["\r\n\\]/g, '_')
 
-export function multipartStream(fields: Record<string, string>, file: StreamedFile): MultipartBody {
+type Framing = { head: Buffer; tail: Buffer; contentType: string }
+
+/** The bytes around one file part, after the plain fields: everything but the file itself. */
+function frame(fields: Record<string, string>, file: Omit<StreamedFile, 'chunks' | 'length'>): Framing {
   // 128 random bits: the chance the boundary occurs inside the file is negligible (RFC 2046 §5.1.1).
   const boundary = `----imgur-upload-${randomBytes(16).toString('hex')}`
   const text = Object.entries(fields)
@@ -56,20 +59,25 @@ export function multipartStream(fields: Record<string, string>, file: StreamedFi
       `Content-Type: ${safe(file.mime)}\r\n\r\n`,
   )
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
+  return { head, tail, contentType: `multipart/form-data; boundary=${boundary}` }
+}
+
+export function multipartStream(fields: Record<string, string>, file: StreamedFile): MultipartBody {
+  const { head, tail, contentType } = frame(fields, file)
   async function* body(): AsyncGenerator<Uint8Array> {
     yield head
     yield* file.chunks
     // Only after the file's last byte: a failed file never reaches the closing boundary.
     yield tail
   }
-  const headers: MultipartBody['headers'] = { 'content-type': `multipart/form-data; boundary=${boundary}` }
+  const headers: MultipartBody['headers'] = { 'content-type': contentType }
   if (file.length !== undefined) headers['content-length'] = String(head.length + file.length + tail.length)
   return { body: body(), headers }
 }
 
 /** What one request sends; `video` bodies are single-use streams, so they are never sent twice. */
 export type Payload = {
-  body: FormData | Readable
+  body: Buffer | Readable
   headers: Record<string, string>
   mime: string
   size: number
@@ -77,15 +85,13 @@ export type Payload = {
 }
 
 export function imagePayload(input: UploadInput): Payload {
-  const form = new FormData()
-  // Blob copies the bytes; the cast only widens lib typing (views over SharedArrayBuffer).
-  form.append(
-    'image',
-    new Blob([input.bytes as Uint8Array<ArrayBuffer>], { type: input.mime }),
-    input.filename,
+  const { head, tail, contentType } = frame(
+    { type: 'file' },
+    { field: 'image', filename: input.filename, mime: input.mime },
   )
-  form.append('type', 'file')
-  return { body: form, headers: {}, mime: input.mime, size: input.bytes.byteLength, video: false }
+  const body = Buffer.concat([head, input.bytes, tail])
+  const headers = { 'content-type': contentType, 'content-length': String(body.length) }
+  return { body, headers, mime: input.mime, size: input.bytes.byteLength, video: false }
 }
 
 export function videoPayload(input: VideoInput): Payload {

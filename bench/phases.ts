@@ -1,0 +1,235 @@
+/**
+ * What is measured, phase by phase. Every phase gets fresh image seeds (nothing is cached or
+ * de-duplicated anywhere) and frees the sandbox's stored uploads when it is done.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Api } from './api.ts'
+import type { Params } from './args.ts'
+import { cpuMs, type Fakes, type ServiceProcess } from './processes.ts'
+import type { RawPipeline } from './raw.ts'
+import { type Figures, median, percentiles } from './report.ts'
+
+export type Context = {
+  params: Params
+  fakes: Fakes
+  service: ServiceProcess
+  api: Api
+  raw: RawPipeline
+  log: (message: string) => void
+}
+
+export type Round = {
+  rawMs: number
+  serviceMs: number
+  peakRss: number
+  cpuMsPerItem: { raw: number; fakesDuringRaw: number; service: number; fakesDuringService: number }
+}
+
+let nextSeed = 1
+function seeds(count: number): number {
+  const first = nextSeed
+  nextSeed += count
+  return first
+}
+
+const imageUrl = (fakes: Fakes, seed: number) => `${fakes.origin}/img/${seed}.png`
+
+/**
+ * Submits `count` fresh images in jobs of the job size, all at once; resolves when every job is
+ * complete. Any failed item makes the figure meaningless, so it fails the benchmark.
+ */
+async function serviceRun({ params, fakes, api }: Context, count: number) {
+  const first = seeds(count)
+  const jobs: string[][] = []
+  for (let i = 0; i < count; i += params.jobSize) {
+    const size = Math.min(params.jobSize, count - i)
+    jobs.push(Array.from({ length: size }, (_, k) => imageUrl(fakes, first + i + k)))
+  }
+  const started = Date.now()
+  const ids = (await Promise.all(jobs.map((job) => api.submit(job)))).map((s) => s.jobId)
+  const done = await api.waitJobs(ids, 250)
+  await fakes.reset()
+  if (done.failed > 0)
+    throw new Error(`${done.failed} items failed in the service (${done.reasons.join(', ')})`)
+  return { ms: done.finished - started, finished: done.finished, jobIds: ids }
+}
+
+async function rawRun({ params, fakes, raw }: Context, count: number): Promise<number> {
+  const ms = await raw.run(seeds(count), count, params.concurrency)
+  await fakes.reset()
+  return ms
+}
+
+/** Samples VmRSS every 50 ms until the returned function is called; it returns the peak. */
+function sampleRss(service: ServiceProcess): () => number {
+  let peak = 0
+  const take = () => {
+    peak = Math.max(peak, service.memory().rss)
+  }
+  take()
+  const timer = setInterval(take, 50)
+  return () => {
+    clearInterval(timer)
+    take()
+    return peak
+  }
+}
+
+export async function steadyRss(service: ServiceProcess): Promise<number> {
+  const samples: number[] = []
+  for (let i = 0; i < 10; i += 1) {
+    samples.push(service.memory().rss)
+    await sleep(50)
+  }
+  return median(samples)
+}
+
+/** One job through both pipelines (JIT, connections); the job stays as the status-read target. */
+export async function warmUp(ctx: Context): Promise<string> {
+  await rawRun(ctx, ctx.params.jobSize)
+  const run = await serviceRun(ctx, ctx.params.jobSize)
+  return run.jobIds[0] as string
+}
+
+export async function statusIdle({ api, params }: Context, jobId: string): Promise<number[]> {
+  for (let i = 0; i < 50; i += 1) await api.timedStatus(jobId)
+  const samples: number[] = []
+  for (let i = 0; i < params.statusReads; i += 1) samples.push(await api.timedStatus(jobId))
+  return samples
+}
+
+export async function throughput(ctx: Context): Promise<{ figures: Figures['throughput']; rounds: Round[] }> {
+  const { params, fakes, service, log } = ctx
+  const rounds: Round[] = []
+  const perItem = (ms: number) => ms / params.items
+  for (let round = 0; round < params.rounds; round += 1) {
+    let fakesCpu = cpuMs(fakes.pid)
+    const benchCpu = process.cpuUsage()
+    const rawMs = await rawRun(ctx, params.items)
+    const rawCpu = process.cpuUsage(benchCpu)
+    const rawFakesCpu = cpuMs(fakes.pid) - fakesCpu
+    const stop = sampleRss(service)
+    const serviceCpu = cpuMs(service.pid)
+    fakesCpu = cpuMs(fakes.pid)
+    const run = await serviceRun(ctx, params.items)
+    const peakRss = stop()
+    const cpu = {
+      raw: perItem((rawCpu.user + rawCpu.system) / 1000),
+      fakesDuringRaw: perItem(rawFakesCpu),
+      service: perItem(cpuMs(service.pid) - serviceCpu),
+      fakesDuringService: perItem(cpuMs(fakes.pid) - fakesCpu),
+    }
+    rounds.push({ rawMs, serviceMs: run.ms, peakRss, cpuMsPerItem: cpu })
+    log(
+      `  round ${round + 1}: raw ${rawMs.toFixed(0)} ms, service ${run.ms} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(1)} MB; ` +
+        `CPU ms/item raw ${cpu.raw.toFixed(2)} (fakes ${cpu.fakesDuringRaw.toFixed(2)}), service ${cpu.service.toFixed(2)} (fakes ${cpu.fakesDuringService.toFixed(2)})`,
+    )
+  }
+  const rawMs = Math.min(...rounds.map((r) => r.rawMs))
+  const serviceMs = Math.min(...rounds.map((r) => r.serviceMs))
+  const cpu = (key: keyof Round['cpuMsPerItem']) => median(rounds.map((r) => r.cpuMsPerItem[key]))
+  return {
+    rounds,
+    figures: {
+      serviceItemsPerSec: params.items / (serviceMs / 1000),
+      rawItemsPerSec: params.items / (rawMs / 1000),
+      ratio: rawMs / serviceMs,
+      serviceMs,
+      rawMs,
+      peakRss: Math.max(...rounds.map((r) => r.peakRss)),
+      cpuMsPerItem: {
+        raw: cpu('raw'),
+        fakesDuringRaw: cpu('fakesDuringRaw'),
+        service: cpu('service'),
+        fakesDuringService: cpu('fakesDuringService'),
+      },
+    },
+  }
+}
+
+/** A throughput run of its own, with sequential status reads for as long as it is busy. */
+export async function statusBusy(ctx: Context, jobId: string, idle: number[]): Promise<Figures['status']> {
+  const samples: Array<{ at: number; ms: number }> = []
+  let busy = true
+  const reads = (async () => {
+    while (busy) samples.push({ ms: await ctx.api.timedStatus(jobId), at: Date.now() })
+  })()
+  reads.catch(() => {}) // awaited below; this only keeps an early failure from going unhandled
+  const run = await serviceRun(ctx, ctx.params.items).finally(() => {
+    busy = false
+  })
+  await reads
+  const during = samples.filter((s) => s.at <= run.finished).map((s) => s.ms)
+  return {
+    idle: percentiles(idle),
+    busy: percentiles(during),
+    busyItemsPerSec: ctx.params.items / (run.ms / 1000),
+  }
+}
+
+export async function withLatency(ctx: Context): Promise<Figures['latency']> {
+  const { params, fakes } = ctx
+  await fakes.latency(params.latencyMs)
+  const rawMs = await rawRun(ctx, params.latencyItems)
+  const run = await serviceRun(ctx, params.latencyItems)
+  await fakes.latency(0)
+  return {
+    latencyMs: params.latencyMs,
+    items: params.latencyItems,
+    serviceItemsPerSec: params.latencyItems / (run.ms / 1000),
+    rawItemsPerSec: params.latencyItems / (rawMs / 1000),
+    ratio: rawMs / run.ms,
+    ceilingItemsPerSec: params.concurrency / (params.latencyMs / 1000),
+  }
+}
+
+/** Sequential POSTs of jobs whose downloads fail fast (origin 404s); each job ends before the next POST. */
+export async function postLatency({ params, fakes, api }: Context): Promise<Figures['post']> {
+  const samples: number[] = []
+  for (let post = 0; post < params.posts + 2; post += 1) {
+    const urls = Array.from({ length: params.postUrls }, (_, i) => `${fakes.origin}/missing/${post}/${i}.png`)
+    const { jobId, ms } = await api.submit(urls)
+    if (post >= 2) samples.push(ms) // the first two warm the route
+    await api.waitJobs([jobId], 50)
+  }
+  const p = percentiles(samples)
+  return { urls: params.postUrls, posts: samples.length, medianMs: p.p50, p90Ms: p.p90, maxMs: p.max }
+}
+
+/**
+ * RSS before and after `queued` URLs are submitted in jobs of `postUrls`, on a fresh service:
+ * they point at an origin path that never answers, so all but `concurrency` of them wait. The
+ * warm-up jobs wait the same way (failing ones would churn the heap with logs before `before`).
+ * `marginal` is the slope over the second half, where the young generation has settled.
+ */
+export async function queuedMemory({ params, fakes, service, api }: Context) {
+  const urlsOf = (job: number, size: number) =>
+    Array.from({ length: size }, (_, i) => `${fakes.origin}/hang/photos/2026/11/${job}-${i}-camera-image.png`)
+  for (let job = -2; job < 0; job += 1) await api.submit(urlsOf(job, params.postUrls))
+  await sleep(2000)
+  const rssBefore = await steadyRss(service)
+  const posts: number[] = []
+  let rssHalf = Number.NaN
+  let half = 0
+  for (let job = 0, left = params.queued; left > 0; job += 1) {
+    const size = Math.min(params.postUrls, left)
+    left -= size
+    posts.push((await api.submit(urlsOf(job, size))).ms)
+    if (Number.isNaN(rssHalf) && left <= params.queued / 2) {
+      half = params.queued - left
+      await sleep(1000)
+      rssHalf = await steadyRss(service)
+    }
+  }
+  await sleep(2000)
+  const rssAfter = await steadyRss(service)
+  return {
+    queued: params.queued,
+    rssBefore,
+    rssAfter,
+    bytesPerQueuedItem: (rssAfter - rssBefore) / params.queued,
+    marginalBytesPerQueuedItem: (rssAfter - rssHalf) / (params.queued - half),
+    postMedianMs: median(posts),
+    urlLength: urlsOf(0, 1)[0]?.length ?? 0,
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The child processes: the fakes (steered over IPC) and the service as users run it
+ * (`node src/server.ts` with its env), with their memory and CPU time read from /proc.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import type { FakesCommand, FakesReady, FakesReply, FakesStats } from './fakes.ts'
+
+export type ServiceProcess = {
+  readonly url: string
+  readonly pid: number
+  readonly logFile: string
+  /** VmRSS and VmHWM in bytes, from /proc/<pid>/status. */
+  memory(): { rss: number; hwm: number }
+  stop(): Promise<void>
+  kill(): void
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+export function readMemory(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN)
+  return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 }
+}
+
+/** CPU time (user + system) the process has used so far, in ms; /proc counts in ticks of 10 ms. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+export async function startService(options: {
+  dir: string
+  env: Record<string, string>
+  logFile: string
+  nodeOptions?: string
+  timeoutMs: number
+}): Promise<ServiceProcess> {
+  const port = await freePort()
+  const log = openSync(options.logFile, 'w')
+  // A clean environment: nothing from the caller's shell (PORT, IMGUR_*) leaks into the measurement.
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    ...options.env,
+    ...(options.nodeOptions?.trim() ? { NODE_OPTIONS: options.nodeOptions.trim() } : {}),
+  }
+  const child: ChildProcess = spawn(process.execPath, ['src/server.ts'], {
+    cwd: options.dir,
+    env,
+    stdio: ['ignore', log, log],
+  })
+  closeSync(log)
+  let exited: string | undefined
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = signal ?? `code ${code}`
+      resolve()
+    })
+  })
+  const url = `http://127.0.0.1:${port}`
+  const service: ServiceProcess = {
+    url,
+    pid: child.pid as number,
+    logFile: options.logFile,
+    memory: () => readMemory(child.pid as number),
+    async stop() {
+      if (exited !== undefined) return
+      child.kill('SIGTERM')
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exit
+      clearTimeout(killer)
+    },
+    kill() {
+      if (exited === undefined) child.kill('SIGKILL')
+    },
+  }
+  const deadline = Date.now() + options.timeoutMs
+  for (;;) {
+    if (exited !== undefined)
+      throw new Error(`the service exited (${exited}) before answering; see ${options.logFile}`)
+    try {
+      const response = await request(`${url}/v1/images`)
+      await response.body.dump()
+      if (response.statusCode === 200) return service
+    } catch {}
+    if (Date.now() > deadline) {
+      service.kill()
+      throw new Error(
+        `the service did not answer GET /v1/images within ${options.timeoutMs} ms; see ${options.logFile}`,
+      )
+    }
+    await sleep(50)
+  }
+}
+
+export type Fakes = Awaited<ReturnType<typeof startFakes>>
+
+/** Starts bench/fakes.ts; every control call answers over IPC and fails if the process is gone. */
+export async function startFakes(imageBytes: number, onChild: (child: ChildProcess) => void) {
+  const child = fork(new URL('./fakes.ts', import.meta.url), [String(imageBytes)], {
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  onChild(child)
+  const pending = new Map<number, (reply: FakesReply) => void>()
+  let nextId = 1
+  let gone: string | undefined
+  const ready = new Promise<FakesReady>((resolveReady, reject) => {
+    child.once('exit', (code, signal) => {
+      gone = `the fakes process exited (${signal ?? `code ${code}`})`
+      for (const settle of pending.values()) settle({ id: 0, ok: false, error: gone })
+      pending.clear()
+      reject(new Error(gone))
+    })
+    child.on('message', (message: FakesReady | FakesReply) => {
+      if ('op' in message) return resolveReady(message)
+      pending.get(message.id)?.(message)
+      pending.delete(message.id)
+    })
+  })
+  const { origin, sandbox } = await ready
+  const control = async (command: FakesCommand): Promise<FakesReply> => {
+    if (gone !== undefined) throw new Error(gone)
+    const id = nextId++
+    const reply = await new Promise<FakesReply>((settle) => {
+      pending.set(id, settle)
+      child.send({ ...command, id })
+    })
+    if (!reply.ok) throw new Error(`fakes: ${command.op} failed: ${reply.error}`)
+    return reply
+  }
+  return {
+    origin,
+    sandbox,
+    pid: child.pid as number,
+    /** Frees the sandbox's stored uploads (and its rate-limit budgets). */
+    reset: () => control({ op: 'reset' }),
+    latency: (ms: number) => control({ op: 'latency', ms }),
+    /** The pid the fakes SIGKILL if the benchmark dies without stopping it; undefined: none. */
+    watch: (pid: number | undefined) => control({ op: 'watch', pid }),
+    stats: async () => (await control({ op: 'stats' })).stats as FakesStats,
+    close: () => child.disconnect(),
+  }
+}

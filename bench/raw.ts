@@ -1,0 +1,59 @@
+/**
+ * The raw pipeline: the same downloads and multipart uploads the service does, in a minimal loop
+ * with the same concurrency and nothing else (no queue, no sniffing, no hashing, no API). It is the
+ * ceiling the service is measured against.
+ */
+import { Agent, FormData, request } from 'undici'
+
+export type RawPipeline = {
+  /** Downloads and uploads seeds `from` … `from + count - 1`; resolves with the wall time in ms. */
+  run(from: number, count: number, concurrency: number): Promise<number>
+  close(): Promise<void>
+}
+
+export function createRawPipeline(originUrl: string, sandboxUrl: string): RawPipeline {
+  // One keep-alive agent per side, as the service has (downloader and Imgur client).
+  const originAgent = new Agent({ keepAliveTimeout: 10_000 })
+  const imgurAgent = new Agent({ keepAliveTimeout: 10_000 })
+
+  async function one(seed: number): Promise<void> {
+    const download = await request(`${originUrl}/img/${seed}.png`, { dispatcher: originAgent })
+    if (download.statusCode !== 200) {
+      await download.body.dump()
+      throw new Error(`raw pipeline: origin answered ${download.statusCode} for seed ${seed}`)
+    }
+    const bytes = new Uint8Array(await download.body.arrayBuffer())
+    const form = new FormData()
+    form.append('image', new Blob([bytes], { type: 'image/png' }), 'image.png')
+    form.append('type', 'file')
+    const upload = await request(`${sandboxUrl}/3/image`, {
+      dispatcher: imgurAgent,
+      method: 'POST',
+      headers: { authorization: 'Client-ID bench', accept: 'application/json' },
+      body: form,
+    })
+    const answer = (await upload.body.json()) as { data?: { link?: unknown } }
+    if (upload.statusCode !== 200 || typeof answer.data?.link !== 'string') {
+      throw new Error(`raw pipeline: sandbox answered ${upload.statusCode}: ${JSON.stringify(answer)}`)
+    }
+  }
+
+  return {
+    async run(from, count, concurrency) {
+      const started = performance.now()
+      let next = 0
+      const loop = async (): Promise<void> => {
+        while (next < count) {
+          const seed = from + next
+          next += 1
+          await one(seed)
+        }
+      }
+      await Promise.all(Array.from({ length: concurrency }, loop))
+      return performance.now() - started
+    },
+    async close() {
+      await Promise.all([originAgent.close(), imgurAgent.close()])
+    },
+  }
+}

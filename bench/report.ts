@@ -1,0 +1,216 @@
+/** Figures → targets with pass/fail, a table for people and JSON for the record. */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, totalmem } from 'node:os'
+import { dirname } from 'node:path'
+
+export type Percentiles = { samples: number; p50: number; p90: number; p99: number; max: number }
+
+export type Figures = {
+  throughput?: {
+    serviceItemsPerSec: number
+    rawItemsPerSec: number
+    ratio: number
+    serviceMs: number
+    rawMs: number
+    /** VmRSS sampled every 50 ms during the service's runs. */
+    peakRss: number
+    /** CPU time per item of each process (medians over the rounds): where the cost is, whatever the machine's load. */
+    cpuMsPerItem: { raw: number; fakesDuringRaw: number; service: number; fakesDuringService: number }
+  }
+  status?: { idle: Percentiles; busy: Percentiles; busyItemsPerSec: number }
+  post?: { urls: number; posts: number; medianMs: number; p90Ms: number; maxMs: number }
+  memory?: {
+    idleRss: number
+    /** VmHWM once the throughput phases are over. */
+    hwm: number
+    queued?: {
+      queued: number
+      rssBefore: number
+      rssAfter: number
+      bytesPerQueuedItem: number
+      /** The same over the second half of the queue only. */
+      marginalBytesPerQueuedItem: number
+      postMedianMs: number
+      urlLength: number
+    }
+  }
+  latency?: {
+    latencyMs: number
+    items: number
+    serviceItemsPerSec: number
+    rawItemsPerSec: number
+    ratio: number
+    /** concurrency ÷ latency: the most any pipeline can do when every upload waits that long. */
+    ceilingItemsPerSec: number
+  }
+}
+
+export type Target = { name: string; value: number | undefined; limit: string; pass: boolean | undefined }
+
+export function percentiles(samples: number[]): Percentiles {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN
+  return {
+    samples: sorted.length,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: sorted.at(-1) ?? Number.NaN,
+  }
+}
+
+export function median(samples: number[]): number {
+  return percentiles(samples).p50
+}
+
+export function machine() {
+  const cpu = cpus()
+  return {
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    cpuCount: cpu.length,
+    totalMemoryBytes: totalmem(),
+    node: process.version,
+    os: `${process.platform} ${release()}`,
+    loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
+  }
+}
+
+const MB = 1024 * 1024
+
+export function targets(f: Figures): Target[] {
+  const check = (name: string, value: number | undefined, limit: string, ok: (v: number) => boolean) => ({
+    name,
+    value,
+    limit,
+    pass: value === undefined || Number.isNaN(value) ? undefined : ok(value),
+  })
+  return [
+    check('throughput ratio service/raw', f.throughput?.ratio, '>= 0.9', (v) => v >= 0.9),
+    check(
+      'busy status p99 / idle p99',
+      f.status && f.status.busy.p99 / f.status.idle.p99,
+      '<= 2',
+      (v) => v <= 2,
+    ),
+    check('RSS bytes per queued item', f.memory?.queued?.bytesPerQueuedItem, '<= 1024', (v) => v <= 1024),
+    check(`${f.post?.urls ?? 1000}-URL POST median ms`, f.post?.medianMs, '<= 20', (v) => v <= 20),
+    check(
+      'peak RSS MB during the throughput run',
+      f.throughput && f.throughput.peakRss / MB,
+      '<= 150',
+      (v) => v <= 150,
+    ),
+  ]
+}
+
+const fixed = (n: number | undefined, digits = 1) =>
+  n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits)
+const mb = (n: number | undefined) => (n === undefined ? '—' : `${(n / MB).toFixed(1)} MB`)
+const ms = (p: Percentiles) =>
+  `${fixed(p.p50, 2)} / ${fixed(p.p99, 2)} / ${fixed(p.max, 2)} ms (${p.samples})`
+
+function rows(f: Figures): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  const { throughput: t, status: s, post: p, memory: m, latency: l } = f
+  if (t) {
+    const cpu = t.cpuMsPerItem
+    out.push(
+      ['throughput: service', `${fixed(t.serviceItemsPerSec)} items/s (${fixed(t.serviceMs / 1000, 2)} s)`],
+      ['throughput: raw pipeline', `${fixed(t.rawItemsPerSec)} items/s (${fixed(t.rawMs / 1000, 2)} s)`],
+      ['throughput: ratio service/raw', fixed(t.ratio, 3)],
+      [
+        '  CPU ms/item: service / raw loop',
+        `${fixed(cpu.service, 2)} / ${fixed(cpu.raw, 2)} (fakes meanwhile ${fixed(cpu.fakesDuringService, 2)} / ${fixed(cpu.fakesDuringRaw, 2)})`,
+      ],
+    )
+  }
+  if (s) {
+    out.push(
+      ['status read idle p50 / p99 / max', ms(s.idle)],
+      ['status read busy p50 / p99 / max', ms(s.busy)],
+      ['  service throughput meanwhile', `${fixed(s.busyItemsPerSec)} items/s`],
+    )
+  }
+  if (p) {
+    out.push([
+      `POST ${p.urls} URLs p50 / p90 / max`,
+      `${fixed(p.medianMs, 2)} / ${fixed(p.p90Ms, 2)} / ${fixed(p.maxMs, 2)} ms (${p.posts})`,
+    ])
+  }
+  if (m) out.push(['RSS idle', mb(m.idleRss)])
+  if (t) out.push(['RSS peak during throughput runs', mb(t.peakRss)])
+  if (m) out.push(['VmHWM after the throughput phases', mb(m.hwm)])
+  const q = m?.queued
+  if (q) {
+    out.push(
+      [`RSS before / after ${q.queued} queued`, `${mb(q.rssBefore)} / ${mb(q.rssAfter)}`],
+      [
+        'RSS per queued item (second half only)',
+        `${fixed(q.bytesPerQueuedItem, 0)} (${fixed(q.marginalBytesPerQueuedItem, 0)}) bytes, URLs of ${q.urlLength} chars`,
+      ],
+      ['  POST median while filling the queue', `${fixed(q.postMedianMs, 2)} ms`],
+    )
+  }
+  if (l) {
+    out.push(
+      [
+        `${l.latencyMs} ms upload latency: service / raw`,
+        `${fixed(l.serviceItemsPerSec)} / ${fixed(l.rawItemsPerSec)} items/s`,
+      ],
+      [
+        '  ratio; ceiling concurrency÷latency',
+        `${fixed(l.ratio, 3)}; ${fixed(l.ceilingItemsPerSec)} items/s`,
+      ],
+    )
+  }
+  return out
+}
+
+export function table(params: Record<string, unknown>, f: Figures, checks: Target[]): string {
+  const figures = rows(f)
+  const width = Math.max(...figures.map(([name]) => name.length), ...checks.map((c) => c.name.length)) + 2
+  const result = (c: Target) => (c.pass === undefined ? 'not run' : c.pass ? 'pass' : 'FAIL')
+  return [
+    `parameters: ${Object.entries(params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+    '',
+    ...figures.map(([name, value]) => `${name.padEnd(width)}${value}`),
+    '',
+    `${'target'.padEnd(width)}${'value'.padEnd(12)}${'limit'.padEnd(10)}result`,
+    ...checks.map(
+      (c) => `${c.name.padEnd(width)}${fixed(c.value, 2).padEnd(12)}${c.limit.padEnd(10)}${result(c)}`,
+    ),
+  ].join('\n')
+}
+
+export function writeJson(file: string, document: unknown): void {
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`)
+}
+
+type ProbeLine = { rss: number; loopDelayMs: { p99: number; max: number }; gc: { ms: number; maxMs: number } }
+
+/** bench/probe.ts's lines from each service log: the line at peak RSS and the worst loop delays and GC pauses. */
+export function summariseProbe(logs: Record<string, string>) {
+  const out: Record<string, { summary: Record<string, unknown>; lines: ProbeLine[] }> = {}
+  for (const [name, file] of Object.entries(logs)) {
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"bench-probe"'))
+      .map((line) => JSON.parse(line) as ProbeLine)
+    if (lines.length === 0) continue
+    out[name] = {
+      summary: {
+        atPeakRss: lines.reduce((a, b) => (b.rss > a.rss ? b : a)),
+        worstLoopDelayP99Ms: Math.max(...lines.map((l) => l.loopDelayMs.p99)),
+        worstLoopDelayMaxMs: Math.max(...lines.map((l) => l.loopDelayMs.max)),
+        longestGcMs: Math.max(...lines.map((l) => l.gc.maxMs)),
+        gcMsTotal: Math.round(lines.reduce((sum, l) => sum + l.gc.ms, 0)),
+      },
+      lines,
+    }
+  }
+  return out
+}

@@ -1,0 +1,176 @@
+/**
+ * The benchmark: `npm run bench [-- --items 2000 --job-size 100 --concurrency 8 --image-kb 100]`
+ * (`-- --help` lists every option). Starts the fakes (origin + Imgur sandbox) and the service as
+ * child processes, measures throughput against a raw pipeline, API latency and memory, prints a
+ * table and writes bench/results/latest.json. Children die with it, however it ends.
+ */
+import type { ChildProcess } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createApi } from './api.ts'
+import { type Phase, parseParams, usage } from './args.ts'
+import {
+  type Context,
+  postLatency,
+  queuedMemory,
+  statusBusy,
+  statusIdle,
+  steadyRss,
+  throughput,
+  warmUp,
+  withLatency,
+} from './phases.ts'
+import { type Fakes, type ServiceProcess, startFakes, startService } from './processes.ts'
+import { createRawPipeline } from './raw.ts'
+import { type Figures, machine, summariseProbe, table, targets, writeJson } from './report.ts'
+
+const params = parseParams()
+if (params.help) {
+  console.log(`npm run bench -- [options]\n${usage()}`)
+  process.exit(0)
+}
+
+const children: { fakes?: ChildProcess; service?: ServiceProcess } = {}
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
+
+function killAll(): void {
+  children.service?.kill()
+  children.fakes?.kill('SIGKILL')
+}
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`)
+    killAll()
+    process.exit(130)
+  })
+}
+
+async function phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+  log(`${name}…`)
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`phase "${name}" took longer than ${params.phaseTimeoutMs / 1000} s`)),
+      params.phaseTimeoutMs,
+    )
+  })
+  try {
+    return await Promise.race([work(), limit])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const logs: Record<string, string> = {}
+
+/** Starts the service as users run it, watched by the fakes in case the benchmark dies. */
+async function launch(fakes: Fakes, name: string): Promise<ServiceProcess> {
+  const C = String(params.concurrency)
+  const probe = fileURLToPath(new URL('./probe.ts', import.meta.url))
+  const service = await startService({
+    dir: params.serviceDir,
+    logFile: `/tmp/bench-service-${process.pid}-${name}.log`,
+    timeoutMs: 30_000,
+    nodeOptions: `${params.serviceNodeOptions} ${params.probe ? `--import=${probe}` : ''}`,
+    env: {
+      IMGUR_API_URL: fakes.sandbox,
+      IMGUR_CLIENT_ID: 'bench',
+      FETCH_ALLOW_PRIVATE_NETWORKS: 'true',
+      PER_HOST_CONCURRENCY: C,
+      UPLOAD_CONCURRENCY: C,
+      LOG_LEVEL: 'warn',
+      MAX_URLS_PER_JOB: String(Math.max(params.jobSize, params.postUrls)),
+      // The queued phase holds its two warm-up jobs too.
+      MAX_PENDING_ITEMS: String(params.queued + params.items + 3 * params.postUrls),
+      SHUTDOWN_TIMEOUT_MS: '2000',
+    },
+  })
+  children.service = service
+  logs[name] = service.logFile
+  await fakes.watch(service.pid)
+  log(`${name} service: pid ${service.pid} at ${service.url}, log ${service.logFile}`)
+  return service
+}
+
+async function stop(fakes: Fakes, service: ServiceProcess): Promise<void> {
+  await fakes.watch(undefined)
+  await service.stop()
+  children.service = undefined
+}
+
+async function main() {
+  const started = new Date()
+  const info = machine()
+  log(`machine: ${info.cpuCount}× ${info.cpuModel}, load ${info.loadAverage.join(' ')}`)
+  const fakes = await startFakes(params.imageBytes, (child) => {
+    children.fakes = child
+  })
+  const service = await launch(fakes, 'main')
+  const api = createApi(service.url)
+  const raw = createRawPipeline(fakes.origin, fakes.sandbox)
+  const ctx: Context = { params, fakes, service, api, raw, log }
+  const has = (name: Phase) => params.phases.has(name)
+  const figures: Figures = {}
+  const runs: Record<string, unknown> = {}
+
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const idleRss = await steadyRss(service)
+  const statusJob = await phase('warm-up', () => warmUp(ctx))
+  const idleStatus = has('status')
+    ? await phase('status reads while idle', () => statusIdle(ctx, statusJob))
+    : []
+  if (has('throughput')) {
+    const result = await phase('throughput', () => throughput(ctx))
+    figures.throughput = result.figures
+    runs.throughput = result.rounds
+  }
+  figures.memory = { idleRss, hwm: service.memory().hwm }
+  if (has('status'))
+    figures.status = await phase('status reads while busy', () => statusBusy(ctx, statusJob, idleStatus))
+  if (has('latency'))
+    figures.latency = await phase(`${params.latencyMs} ms upload latency`, () => withLatency(ctx))
+  if (has('post')) figures.post = await phase(`${params.postUrls}-URL POSTs`, () => postLatency(ctx))
+  const fakesStats = await fakes.stats()
+  await stop(fakes, service)
+  await Promise.all([raw.close(), api.close()])
+
+  if (has('memory')) {
+    // A fresh process: RSS never shrinks after the throughput runs, and the heap they grew would
+    // absorb the queue without a byte of new RSS.
+    figures.memory.queued = await phase(`${params.queued} URLs queued`, async () => {
+      const fresh = await launch(fakes, 'memory')
+      const freshApi = createApi(fresh.url)
+      const queued = await queuedMemory({ ...ctx, service: fresh, api: freshApi })
+      await freshApi.close()
+      await stop(fakes, fresh)
+      return queued
+    })
+  }
+  fakes.close()
+
+  const checks = targets(figures)
+  const probe = params.probe ? summariseProbe(logs) : undefined
+  const { items, jobSize, concurrency, imageBytes, rounds } = params
+  writeJson(params.out, {
+    started: started.toISOString(),
+    machine: { ...info, loadAverageAtEnd: machine().loadAverage },
+    parameters: { ...params, phases: [...params.phases] },
+    figures,
+    targets: checks,
+    runs,
+    fakes: fakesStats,
+    ...(probe && { probe }),
+  })
+  console.log(table({ items, jobSize, concurrency, imageBytes, rounds }, figures, checks))
+  if (probe?.main) console.log(`\nprobe (main service): ${JSON.stringify(probe.main.summary)}`)
+  console.log(`\nJSON: ${params.out}`)
+  for (const file of Object.values(logs)) rmSync(file, { force: true }) // kept only when a run fails
+}
+
+main().catch((error: unknown) => {
+  log(`FAILED: ${error instanceof Error ? error.message : String(error)}`)
+  if (children.service) log(`service log: ${children.service.logFile}`)
+  killAll()
+  process.exit(1)
+})
