@@ -19,10 +19,13 @@ const log = createLogger(config.logLevel)
 let sandbox: ReturnType<typeof createSandbox> | undefined
 if (config.imgurMode === 'sandbox') {
   sandbox = createSandbox(config.sandboxPublicUrl === undefined ? {} : { publicUrl: config.sandboxPublicUrl })
-  const url = await sandbox.listen(config.sandboxPort, config.host)
+  const listening = new URL(await sandbox.listen(config.sandboxPort, config.host))
+  // Listening on every interface, the sandbox is reached over loopback rather than at 0.0.0.0.
+  if (['0.0.0.0', '[::]'].includes(listening.hostname)) listening.hostname = '127.0.0.1'
+  const url = listening.origin
   config = Object.freeze({ ...config, imgurApiUrl: url, imgurClientId: 'sandbox' })
   log.warn(
-    { imgurApiUrl: url, links: config.sandboxPublicUrl ?? url },
+    { imgurApiUrl: url, links: config.sandboxPublicUrl ?? sandbox.url },
     'SANDBOX MODE: no IMGUR_CLIENT_ID or IMGUR_API_URL is set, so uploads go to the built-in Imgur sandbox, not to Imgur',
   )
 }
