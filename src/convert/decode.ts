@@ -3,9 +3,12 @@
  * and every pipeline carries the pixel limit too, so a decompression bomb (a few bytes declaring
  * 50,000 × 50,000 pixels) is refused instead of exhausting memory.
  */
+
+import { Worker } from 'node:worker_threads'
 import sharp, { type Sharp } from 'sharp'
 import type { FileKind, Sniffed } from '../download/sniff.ts'
 import { ServiceError } from '../errors.ts'
+import type { HevcReply, HevcRequest } from './heic-worker.ts'
 
 export type Source = {
   bytes: Buffer
@@ -21,6 +24,8 @@ export type Source = {
   /** Has an alpha channel that is not fully opaque. */
   alpha: boolean
   maxInputPixels: number
+  /** Pixels decoded outside libvips (HEVC HEIC), as RGBA: the pipeline reads these, not `bytes`. */
+  raw?: { data: Buffer; width: number; height: number; channels: 4 }
 }
 
 // Decoded images are not kept between calls: memory goes back as soon as an item is done.
@@ -34,18 +39,20 @@ export async function inspect(bytes: Buffer, type: Sniffed, maxInputPixels: numb
   const meta = await sharp(bytes, { limitInputPixels: false })
     .metadata()
     .catch((error) => {
-      throw decodeError(error, name, bytes)
+      if (codedWithHevc(bytes)) return undefined
+      throw decodeError(error, name)
     })
+  // sharp's prebuilt libvips carries libheif with AV1 (AVIF) only, HEVC being patent-encumbered:
+  // its header is read, its pixels are decoded by libheif compiled to WebAssembly instead.
+  if (meta === undefined || (meta.format === 'heif' && codedWithHevc(bytes))) {
+    return inspectHevc(bytes, name, kind, maxInputPixels)
+  }
   const pages = meta.pages ?? 1
   const animated = pages > 1 && ANIMATED_FORMATS.has(meta.format)
   const { width, height } = meta.autoOrient
   const pixels = width * height * (animated ? pages : 1)
   if (pixels > maxInputPixels) {
-    const frames = animated ? ` in ${pages} frames` : ''
-    throw new ServiceError(
-      'image_too_many_pixels',
-      `image is ${meta.width} × ${meta.height} pixels${frames} (${megapixels(pixels)} megapixels), over the ${megapixels(maxInputPixels)}-megapixel limit`,
-    )
+    throw tooManyPixels(meta.width, meta.height, pixels, maxInputPixels, animated ? pages : 1)
   }
   const source: Source = { bytes, name, kind, width, height, animated, alpha: meta.hasAlpha, maxInputPixels }
   // Many opaque images carry an alpha channel; only real transparency needs PNG (or GIF).
@@ -53,15 +60,52 @@ export async function inspect(bytes: Buffer, type: Sniffed, maxInputPixels: numb
     const stats = await pipeline(source)
       .stats()
       .catch((error) => {
-        throw decodeError(error, name, bytes)
+        throw decodeError(error, name)
       })
     source.alpha = !stats.isOpaque
   }
   return source
 }
 
+/**
+ * Decodes a HEVC-coded HEIC with libheif (and libde265) built to WebAssembly, in a worker thread
+ * of its own (see heic-worker.ts): loaded only when such a photo arrives, never blocking the
+ * event loop, its memory given back when the thread ends. libheif-js writes diagnostics with
+ * console.log; they stay in the thread instead of mixing with the service's log lines.
+ */
+async function inspectHevc(bytes: Buffer, name: string, kind: FileKind, maxInputPixels: number) {
+  const request: HevcRequest = { bytes, maxInputPixels }
+  const worker = new Worker(new URL('./heic-worker.ts', import.meta.url), {
+    workerData: request,
+    stdout: true,
+    stderr: true,
+  })
+  worker.stdout.resume()
+  worker.stderr.resume()
+  const reply = await new Promise<HevcReply>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', (error) => reject(decodeError(error, name)))
+    worker.once('exit', () => reject(decodeError(new Error('the decoder stopped without an answer'), name)))
+  }).finally(() => worker.terminate())
+  if (!reply.ok) {
+    const { width, height } = reply
+    if (reply.reason === 'too-many-pixels') throw tooManyPixels(width, height, width * height, maxInputPixels)
+    throw decodeError(new Error('no image in the file'), name)
+  }
+  const { width, height } = reply
+  const data = Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength)
+  let alpha = false
+  for (let at = 3; at < data.length && !alpha; at += 4) alpha = data[at] !== 255
+  const raw = { data, width, height, channels: 4 as const }
+  return { bytes, name, kind, width, height, animated: false, alpha, maxInputPixels, raw }
+}
+
 /** A fresh pipeline over the source: oriented, limited, all frames when animated. */
 export function pipeline(source: Source): Sharp {
+  if (source.raw) {
+    const { data, ...raw } = source.raw
+    return sharp(data, { raw, limitInputPixels: source.maxInputPixels })
+  }
   return sharp(source.bytes, {
     autoOrient: true,
     limitInputPixels: source.maxInputPixels,
@@ -76,33 +120,73 @@ export async function encode(source: Source, build: (image: Sharp) => Sharp): Pr
   try {
     return await build(pipeline(source)).toBuffer()
   } catch (error) {
-    throw decodeError(error, source.name, source.bytes)
+    throw decodeError(error, source.name)
   }
+}
+
+function tooManyPixels(width: number, height: number, pixels: number, limit: number, frames = 1) {
+  const inFrames = frames > 1 ? ` in ${frames} frames` : ''
+  return new ServiceError(
+    'image_too_many_pixels',
+    `image is ${width} × ${height} pixels${inFrames} (${megapixels(pixels)} megapixels), over the ${megapixels(limit)}-megapixel limit`,
+  )
 }
 
 const megapixels = (pixels: number) => Number((pixels / 1e6).toFixed(pixels < 1e5 ? 3 : 1))
 
-/** HEIF brands whose images are coded with HEVC (ISO/IEC 23008-12), read from the `ftyp` box. */
-const HEVC_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'hevm', 'hevs'])
-
-function codedWithHevc(bytes: Buffer | undefined): boolean {
-  if (bytes === undefined || bytes.toString('latin1', 4, 8) !== 'ftyp') return false
-  // The major brand at 8, then (after a 4-byte minor version) the compatible brands to the box's end.
-  const end = Math.min(bytes.readUInt32BE(0), bytes.length)
-  const brands = [8, ...Array.from({ length: Math.max(0, (end - 16) >> 2) }, (_, i) => 16 + 4 * i)]
-  return brands.some((at) => HEVC_BRANDS.has(bytes.toString('latin1', at, at + 4)))
+/**
+ * Whether a HEIF holds HEVC-coded images (`hvc1` items, ISO/IEC 23008-12), read from the `iinf`
+ * box. The brand is no guide: libvips reports `heic` files as HEVC whatever their items are coded with.
+ */
+function codedWithHevc(bytes: Buffer): boolean {
+  const meta = child(bytes, 0, bytes.length, 'meta')
+  const iinf = meta && child(bytes, meta.start + 4, meta.end, 'iinf')
+  if (iinf === undefined) return false
+  // A full box: version and flags, then the entry count (16 bits in version 0, else 32).
+  let at = iinf.start + 4 + (bytes[iinf.start] === 0 ? 2 : 4)
+  for (let infe = child(bytes, at, iinf.end, 'infe'); infe; infe = child(bytes, at, iinf.end, 'infe')) {
+    // Versions 2 and 3: item ID (16 or 32 bits), protection index (16 bits), then the item type.
+    const version = bytes[infe.start] ?? 0
+    const type = infe.start + 4 + (version === 2 ? 2 : 4) + 2
+    if (version >= 2 && type + 4 <= infe.end && bytes.toString('latin1', type, type + 4) === 'hvc1')
+      return true
+    at = infe.end
+  }
+  return false
 }
 
-function decodeError(error: unknown, name: string, bytes?: Buffer): ServiceError {
+/** The first box of `type` in [from, to): where its content starts and where it ends. */
+function child(
+  bytes: Buffer,
+  from: number,
+  to: number,
+  type: string,
+): { start: number; end: number } | undefined {
+  for (let at = from; at + 8 <= to; ) {
+    let size = bytes.readUInt32BE(at)
+    let header = 8
+    if (size === 1 && at + 16 <= to) {
+      size = Number(bytes.readBigUInt64BE(at + 8))
+      header = 16
+    } else if (size === 0) size = to - at
+    if (size < header) return undefined
+    const end = Math.min(at + size, to)
+    if (bytes.toString('latin1', at + 4, at + 8) === type) return { start: at + header, end }
+    at = end
+  }
+  return undefined
+}
+
+function decodeError(error: unknown, name: string): ServiceError {
   const said = error instanceof Error ? error.message : String(error)
   if (/exceeds pixel limit/i.test(said)) {
     return new ServiceError('image_too_many_pixels', 'image has more pixels than the limit', { cause: error })
   }
-  // sharp's prebuilt libvips carries libheif with AV1 (AVIF) only: HEVC is patent-encumbered.
-  if (codedWithHevc(bytes) || /not been built in|decoder plugin/i.test(said)) {
+  // HEVC is decoded apart; other codecs HEIF may carry (JPEG 2000, VVC, ...) are not built in.
+  if (/not been built in|decoder plugin/i.test(said)) {
     return new ServiceError(
       'unsupported_format',
-      `${name} image is coded with HEVC, which this service cannot decode (and Imgur's API refuses); convert it to JPEG before uploading`,
+      `${name} image is coded in a way this service cannot decode (and Imgur's API refuses); convert it to JPEG before uploading`,
       { cause: error },
     )
   }

@@ -8,6 +8,8 @@ import {
   avif,
   gradient,
   heicHevc,
+  heicPhoto,
+  heicPhotoRotated,
   heifAv1,
   noise,
   pngBomb,
@@ -99,12 +101,46 @@ describe('conversion of formats Imgur refuses', () => {
     assert.equal(prepared.converted?.from, 'image/heic')
     assert.equal((await sharp(prepared.bytes).metadata()).width, 40)
   })
-  test('a HEVC-coded HEIC (what phones make) is refused with a clear reason', () =>
-    fails(
-      prepare(heicHevc()),
-      'unsupported_format',
-      /HEIC\/HEIF image is coded with HEVC, which this service cannot decode/,
-    ))
+  test('a HEVC-coded HEIC (what phones make) is converted, same size, same look', async () => {
+    const bytes = heicPhoto()
+    const prepared = await prepare(bytes)
+    assert.ok(prepared.mime === 'image/png' || prepared.mime === 'image/jpeg', prepared.mime)
+    assert.deepEqual(prepared.converted, { from: 'image/heic', to: prepared.mime })
+    assert.equal(prepared.reencoded, undefined)
+    const meta = await sharp(prepared.bytes).metadata()
+    assert.deepEqual([meta.width, meta.height], [64, 48])
+    assert.equal(meta.hasAlpha, false)
+    // Left edge red, right edge blue, as drawn (lossy twice over, so roughly).
+    const { data } = await sharp(prepared.bytes).raw().toBuffer({ resolveWithObject: true })
+    assert.ok((data[0] ?? 0) > 200 && (data[2] ?? 255) < 60, `left pixel ${data.subarray(0, 3).join(',')}`)
+    const right = (64 - 1) * meta.channels
+    assert.ok(
+      (data[right] ?? 255) < 60 && (data[right + 2] ?? 0) > 200,
+      `right pixel ${data.subarray(right, right + 3).join(',')}`,
+    )
+  })
+  test("a HEVC HEIC's rotation (irot box) is applied: 64 × 48 turned anticlockwise is 48 × 64", async () => {
+    const prepared = await prepare(heicPhotoRotated())
+    const { data, info } = await sharp(prepared.bytes).raw().toBuffer({ resolveWithObject: true })
+    assert.deepEqual([info.width, info.height], [48, 64])
+    // The right edge (blue) is now on top, the top-left corner (red) bottom left.
+    assert.ok(
+      (data[2] ?? 0) > 200 && (data[0] ?? 255) < 60,
+      `top-left pixel ${data.subarray(0, 3).join(',')}`,
+    )
+    const bottomLeft = 63 * 48 * info.channels
+    assert.ok((data[bottomLeft] ?? 0) > 200 && (data[bottomLeft + 2] ?? 255) < 60, 'bottom-left pixel red')
+  })
+  test('a HEVC HEIC over the cap is re-encoded to fit', async () => {
+    const prepared = await prepare(heicPhoto(), { maxImageBytes: 600 })
+    assert.ok(prepared.bytes.length <= 600, `${prepared.bytes.length} bytes`)
+    assert.equal(prepared.converted?.from, 'image/heic')
+  })
+  test('a corrupt HEVC HEIC fails with a reason, not a crash', async () => {
+    await fails(prepare(heicHevc()), 'image_unreadable', /the HEIC\/HEIF image could not be decoded/)
+    const truncated = Buffer.from(heicPhoto().subarray(0, 300))
+    await fails(prepare(truncated), 'image_unreadable', /the HEIC\/HEIF image could not be decoded/)
+  })
   test('orientation is applied: EXIF orientation 6 turns 40 × 20 into 20 × 40', async () => {
     const prepared = await prepare(await webpRotated())
     const meta = await sharp(prepared.bytes).metadata()
@@ -145,6 +181,12 @@ describe('decompression bombs', () => {
       prepare(pngBomb(5000), { maxImageBytes: 1000 }),
       'image_too_many_pixels',
       /50000 × 50000 pixels \(2500 megapixels\)/,
+    ))
+  test('a HEVC HEIC over the limit is refused before its pixels are decoded', () =>
+    fails(
+      prepare(heicPhoto(), { maxInputPixels: 3000 }),
+      'image_too_many_pixels',
+      /64 × 48 pixels \(0\.003 megapixels\), over the 0\.003-megapixel limit/,
     ))
   test('the limit is configurable', () =>
     fails(

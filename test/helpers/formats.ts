@@ -1,8 +1,9 @@
 /**
- * Real files of the formats the service converts or re-encodes, made in the test with sharp (no
- * fixture files), plus hand-built headers where sharp cannot or must not make the file: a HEVC
- * HEIC (the prebuilt libvips has no HEVC encoder) and decompression bombs.
+ * Real files of the formats the service converts or re-encodes, made in the test with sharp, plus
+ * hand-built headers where sharp cannot or must not make the file (a broken HEVC HEIC,
+ * decompression bombs) and one fixture: a real HEVC HEIC (the prebuilt libvips has no HEVC encoder).
  */
+import { readFileSync } from 'node:fs'
 import sharp, { type Sharp } from 'sharp'
 
 const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff])
@@ -80,8 +81,20 @@ export async function heifAv1(): Promise<Buffer> {
 }
 
 /**
- * A HEIC as phones make it (one `hvc1` item with a valid `hvcC`), with a few bytes of picture
- * data: enough for the container to be read and the HEVC decoder to be asked for.
+ * A real HEVC HEIC, 64 × 48: `gradient(64, 48)` as PNG, then `heif-enc -q 50` (libheif 1.15 with
+ * x265, Debian bookworm's libheif-examples).
+ */
+export const heicPhoto = () => readFileSync(new URL('../fixtures/photo.heic', import.meta.url))
+/**
+ * The same photo with an `irot` box (90° anticlockwise) on its primary (grid) item, added by hand
+ * (the box appended to `ipco`, associated as essential in `ipma`, box sizes and the tile's `iloc`
+ * offset moved by 10 bytes): shown 48 × 64, blue on top. `heif-info` reads it as 48x64.
+ */
+export const heicPhotoRotated = () => readFileSync(new URL('../fixtures/photo-rotated.heic', import.meta.url))
+
+/**
+ * A HEIC laid out as phones make it (one `hvc1` item with a valid `hvcC`), with a few bytes of
+ * picture data that no decoder can make sense of: the container is read, decoding fails.
  */
 export function heicHevc(width = 64, height = 32): Buffer {
   const hvcC = box(
