@@ -11,10 +11,8 @@ import type { RateLimits } from '../imgur/rate-limits.ts'
 import { createJob, type Item, type Job, type Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { JobStore } from './store.ts'
+import { createTurn, exhausted, HostSlots, hostOf, pick, type Turn, takeRest } from './turns.ts'
 import type { Outcome, Transfer } from './worker.ts'
-
-/** How deep into a job's items one pick looks for an item whose host is free. */
-const LOOKAHEAD = 32
 
 export type SchedulerOptions = {
   concurrency: number
@@ -35,9 +33,6 @@ export type SchedulerDeps = {
   log: Logger
 }
 
-/** A job with items to start: `ready` (retries due and items passed over), then its untried ones from `next`. */
-type Turn = { job: Job; key: string; next: number; ready: Item[] }
-
 export type SchedulerEvents = {
   attempt: [{ job: Job; item: Item }]
   settled: [{ job: Job; item: Item; outcome: 'complete' | 'failed'; code?: string }]
@@ -53,7 +48,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   readonly #now: () => number
   readonly #turns: Turn[] = []
   readonly #turnOf = new Map<string, Turn>()
-  readonly #perHost = new Map<string, number>()
+  readonly #hosts: HostSlots
   readonly #timers = new Set<NodeJS.Timeout>()
   readonly #inFlight = new Set<Promise<void>>()
   readonly #shutdown = new AbortController()
@@ -71,6 +66,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.#options = options
     this.#deps = deps
     this.#now = options.now ?? Date.now
+    this.#hosts = new HostSlots(options.perHostConcurrency)
   }
 
   /** Items being worked on right now. */
@@ -100,7 +96,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     const job = createJob(urls, targets, clientId, this.#now())
     this.#deps.store.add(job)
-    this.#enqueue({ job, key: this.#deps.credentialKey(clientId), next: 0, ready: [] })
+    this.#enqueue(createTurn(job, this.#deps.credentialKey(clientId)))
     queueMicrotask(() => this.#pump())
     return job
   }
@@ -146,9 +142,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.#cursor >= this.#turns.length) this.#cursor = 0
       const index = this.#cursor
       const turn = this.#turns[index] as Turn
-      const item = this.#pick(turn)
+      const item = pick(turn, (host) => this.#hosts.free(host))
       if (item === undefined) {
-        if (turn.ready.length === 0 && turn.next >= turn.job.items.length) this.#drop(index)
+        if (exhausted(turn)) this.#drop(index)
         else {
           this.#cursor += 1
           skipped += 1
@@ -183,51 +179,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
-  /**
-   * The turn's next item whose host has a free download slot: first from its ready list (retries
-   * and items passed over), then from its untried items. Looking at most LOOKAHEAD items deep in
-   * each keeps a pump cheap however large the job; items passed over keep their order.
-   */
-  #pick(turn: Turn): Item | undefined {
-    const { ready } = turn
-    for (let i = 0; i < ready.length && i < LOOKAHEAD; i += 1) {
-      const item = ready[i] as Item
-      if (item.state !== 'pending') {
-        ready.splice(i, 1)
-        i -= 1
-      } else if (this.#hostFree(item)) {
-        ready.splice(i, 1)
-        return item
-      }
-    }
-    const { items } = turn.job
-    for (let scanned = 0; turn.next < items.length && scanned < LOOKAHEAD; scanned += 1) {
-      const item = items[turn.next] as Item
-      turn.next += 1
-      if (item.state !== 'pending') continue
-      if (this.#hostFree(item)) return item
-      ready.push(item)
-    }
-    return undefined
-  }
-
-  #hostFree(item: Item): boolean {
-    return (this.#perHost.get(hostOf(item.target)) ?? 0) < this.#options.perHostConcurrency
-  }
-
   #run(turn: Turn, item: Item, release: () => void): void {
     const { job } = turn
-    const host = hostOf(item.target)
     const { store, log } = this.#deps
-    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
-    let holdsHost = true
-    const freeHost = (): void => {
-      if (!holdsHost) return
-      holdsHost = false
-      const count = (this.#perHost.get(host) ?? 1) - 1
-      if (count === 0) this.#perHost.delete(host)
-      else this.#perHost.set(host, count)
-    }
+    const freeHost = this.#hosts.take(hostOf(item.target))
     store.start(job, item)
     this.emit('attempt', { job, item })
     const running = this.#deps
@@ -290,12 +245,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Fails every item of the turn not started yet, e.g. when Imgur refused the job's client id. */
   #failRest(turn: Turn, reason: Reason): void {
-    for (const item of turn.ready) if (item.state === 'pending') this.#fail(turn.job, item, reason)
-    turn.ready.length = 0
-    for (; turn.next < turn.job.items.length; turn.next += 1) {
-      const item = turn.job.items[turn.next] as Item
-      if (item.state === 'pending') this.#fail(turn.job, item, reason)
-    }
+    for (const item of takeRest(turn)) this.#fail(turn.job, item, reason)
   }
 
   #fail(job: Job, item: Item, reason: Reason): void {
@@ -306,12 +256,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     )
     this.emit('settled', { job, item, outcome: 'failed', code: reason.code })
   }
-}
-
-/** The host (and port) of a normalised http(s) URL, which always has a path after it. */
-function hostOf(target: string): string {
-  const start = target.indexOf('//') + 2
-  return target.slice(start, target.indexOf('/', start))
 }
 
 function reasonOf(error: unknown): Reason {
