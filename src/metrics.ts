@@ -6,7 +6,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { Config } from './config.ts'
 import type { RateLimits } from './imgur/rate-limits.ts'
-import { type Item, type Job, jobStatus } from './jobs/model.ts'
+import type { Item } from './jobs/model.ts'
 import type { Scheduler } from './jobs/scheduler.ts'
 import type { JobStore } from './jobs/store.ts'
 import type { Transfer } from './jobs/worker.ts'
@@ -81,28 +81,13 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
     },
   }
 
-  // Jobs by status, counted at scrape. The store cannot be iterated, so jobs are remembered from
-  // the events; the ones never seen (not started yet) are the store's other jobs.
-  const seen = new Set<Job>()
-  const forget = () => {
-    for (const job of seen) if (store.get(job.id) !== job) seen.delete(job)
-  }
-  const remember = (job: Job) => {
-    seen.add(job)
-    // Jobs dropped by retention leave the set here; the bound keeps the sweep amortised O(1).
-    if (seen.size > 2 * store.size + 64) forget()
-  }
   new Gauge({
     name: `${PREFIX}jobs`,
     help: 'Jobs held by the store, by status (pending, in-progress, complete)',
     labelNames: ['status'],
     registers,
     collect() {
-      forget()
-      const counts = { pending: 0, 'in-progress': 0, complete: 0 }
-      for (const job of seen) counts[jobStatus(job)] += 1
-      counts.pending = Math.max(0, store.size - counts['in-progress'] - counts.complete)
-      for (const [status, count] of Object.entries(counts)) this.set({ status }, count)
+      for (const [status, count] of Object.entries(store.counts())) this.set({ status }, count)
     },
   })
   const gauge = (name: string, help: string, read: () => number) =>
@@ -156,13 +141,11 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
       transfers[phase].seconds.observe(seconds)
       transfers[phase].bytes.inc(bytes)
     },
-    attempt: ({ job, item }: { job: Job; item: Item }) => {
-      remember(job)
+    attempt: ({ item }: { item: Item }) => {
       attempts.inc()
       started.set(item, performance.now())
     },
-    settled: ({ job, item, outcome, code }: { job: Job; item: Item; outcome: string; code?: string }) => {
-      remember(job)
+    settled: ({ item, outcome, code }: { item: Item; outcome: string; code?: string }) => {
       items.inc(outcome === 'complete' ? { outcome } : { outcome, code: codeLabel(code) })
       const seconds = elapsed(item)
       if (seconds !== undefined) duration.observe({ result: outcome }, seconds)

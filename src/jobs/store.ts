@@ -2,7 +2,16 @@
  * The in-memory home of jobs and links. It is the only place that changes them (through the
  * model's transitions), so it can keep the counters, notify subscribers and own retention.
  */
-import { completeItem, failItem, type Item, type Job, type Reason, startItem } from './model.ts'
+import {
+  completeItem,
+  failItem,
+  type Item,
+  type Job,
+  type JobStatus,
+  jobStatus,
+  type Reason,
+  startItem,
+} from './model.ts'
 
 export type StoreOptions = {
   /** Finished jobs kept at most; the oldest finished go first. */
@@ -50,6 +59,13 @@ export class JobStore {
     this.#jobs.set(job.id, job)
     this.#pendingItems += job.pending
     if (job.pending === 0) this.#finish(job)
+  }
+
+  /** Jobs held, by status (retention decides how many finished ones that is). */
+  counts(): Record<JobStatus, number> {
+    const counts = { pending: 0, 'in-progress': 0, complete: 0 }
+    for (const job of this.#jobs.values()) counts[jobStatus(job)] += 1
+    return counts
   }
 
   get(id: string): Job | undefined {

@@ -66,3 +66,18 @@ test('subscribers hear every change of their job until they unsubscribe', (t) =>
   assert.deepEqual(seen, ['in-progress', 'in-progress'])
   assert.equal(store.pendingItems, 0)
 })
+
+test('counts gives the jobs held by status', (t) => {
+  const store = new JobStore({ retentionCount: 10, retentionMs: 60_000 })
+  t.after(() => store.close())
+  finishedJob(store, 'https://i.imgur.com/a.png')
+  const waiting = createJob(['https://a.test/1'], ['https://a.test/1'])
+  store.add(waiting)
+  const running = createJob(
+    ['https://a.test/2', 'https://a.test/3'],
+    ['https://a.test/2', 'https://a.test/3'],
+  )
+  store.add(running)
+  store.start(running, running.items[0] as (typeof running.items)[number])
+  assert.deepEqual(store.counts(), { pending: 1, 'in-progress': 1, complete: 1 })
+})
