@@ -8,7 +8,7 @@ import { startService } from './helpers/service.ts'
 const blocked = async (): Promise<never> => {
   throw new ServiceError('download_blocked', 'blocked: tests never dial out')
 }
-const offline = { download: blocked, open: blocked, close: async () => {} }
+const offline = { open: blocked, close: async () => {} }
 
 const key = fc.oneof(
   fc.constantFrom('urls', 'clientId', '__proto__', 'constructor', 'prototype', 'toString', ''),

@@ -1,4 +1,4 @@
-import { addAbortSignal, pipeline as pipelineStreams, type Readable, type Transform } from 'node:stream'
+import { pipeline as pipelineStreams, type Readable, type Transform } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { ServiceError } from '../errors.ts'
 
@@ -95,15 +95,4 @@ export async function collectCapped(
     if (!done) await chunks.return?.()
   }
   return Buffer.concat(parts, total)
-}
-
-/** Reads a whole response body into memory under the cap; `signal` aborts it. */
-export async function readCapped(
-  body: Readable,
-  decoder: Transform | undefined,
-  maxBytes: number,
-  signal: AbortSignal,
-): Promise<Buffer> {
-  addAbortSignal(signal, body)
-  return collectCapped(decodedChunks(body, decoder), { chunks: [], size: 0, done: false }, maxBytes)
 }

@@ -5,7 +5,7 @@ import { checkHost, checkUrl, isBlockedAddress } from './address.ts'
 import { collectCapped, decodedChunks, decoderFor, formatBytes, readHead, tooLarge } from './body.ts'
 import { type AddressPolicy, createAgent, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
-import { classify, refusedImage, type Sniffed, sniffVideo } from './sniff.ts'
+import { classify, type Sniffed, sniffVideo } from './sniff.ts'
 import { createDeadline, type VideoStream, videoStream } from './video.ts'
 
 export type DownloadOptions = {
@@ -25,14 +25,11 @@ export type DownloadOptions = {
   /** Address policy when private networks are not allowed; defaults to `isBlockedAddress`. Test seam. */
   isBlocked?: (address: string) => boolean
 }
-export type Downloaded = { bytes: Buffer; url: string; mime: string; ext: string }
 /** An image (taken by Imgur as is, or convertible) in memory, or a video still arriving. */
 export type Opened =
   | { kind: 'file'; url: string; type: Sniffed; bytes: Buffer }
   | { kind: 'video'; url: string; type: Sniffed; length: number | undefined; stream: VideoStream }
 export type Downloader = {
-  /** A file Imgur's `image` field takes as is, in memory; anything else fails. */
-  download(url: string, signal?: AbortSignal): Promise<Downloaded>
   /** Decides after the first bytes: a video is handed back as a stream, anything else is buffered. */
   open(url: string, signal?: AbortSignal): Promise<Opened>
   close(): Promise<void>
@@ -208,15 +205,6 @@ export function createDownloader(options: DownloadOptions): Downloader {
 
   return {
     open,
-    async download(input, signal) {
-      const opened = await open(input, signal)
-      if (opened.kind === 'video') {
-        opened.stream.cancel()
-        throw new ServiceError('unsupported_format', `${opened.type.name} is a video, not an image`)
-      }
-      if (opened.type.kind === 'convertible') throw refusedImage(opened.type.name)
-      return { bytes: opened.bytes, url: opened.url, mime: opened.type.mime, ext: opened.type.ext }
-    },
     close: () => agent.close(),
   }
 }

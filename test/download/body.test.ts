@@ -2,10 +2,14 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { test } from 'node:test'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
-import { decoderFor, readCapped } from '../../src/download/body.ts'
+import { collectCapped, decodedChunks, decoderFor } from '../../src/download/body.ts'
 
 const read = (bytes: Buffer, encoding: string | undefined, maxBytes = 1024) =>
-  readCapped(Readable.from([bytes]), decoderFor(encoding), maxBytes, new AbortController().signal)
+  collectCapped(
+    decodedChunks(Readable.from([bytes]), decoderFor(encoding)),
+    { chunks: [], size: 0, done: false },
+    maxBytes,
+  )
 
 test('gzip, x-gzip, deflate and br are decoded; identity and none pass through', async () => {
   const data = Buffer.from('decoded bytes are what count')

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import { isBlockedAddress } from '../../src/download/address.ts'
 import { createDownloader, type DownloadOptions } from '../../src/download/download.ts'
 import type { ServiceError } from '../../src/errors.ts'
+import { imageDownloads } from '../helpers/downloaders.ts'
 import { png } from '../helpers/images.ts'
 import { type Origin, startOrigin } from '../helpers/origin.ts'
 
@@ -52,7 +53,7 @@ function downloader(overrides: Partial<DownloadOptions> = {}) {
     ...overrides,
   })
   downloaders.push(d)
-  return d
+  return imageDownloads(d)
 }
 const testPolicy = (ip: string) => ip !== '127.0.0.1' && isBlockedAddress(ip)
 

@@ -3,10 +3,30 @@
  * The origin closes first, so a download still in flight fails instead of holding close().
  */
 import { after, before } from 'node:test'
-import { createDownloader, type DownloadOptions } from '../../src/download/download.ts'
+import { createDownloader, type Downloader, type DownloadOptions } from '../../src/download/download.ts'
+import { refusedImage } from '../../src/download/sniff.ts'
+import { ServiceError } from '../../src/errors.ts'
 import { type Origin, startOrigin } from './origin.ts'
 
 export const TEST_USER_AGENT = 'imgur-upload-service/0.1 (+test)'
+
+/**
+ * A downloader with `download()`: `open()` for a file Imgur's `image` field takes as is, failing
+ * on anything else (a video, a format to convert). Most download tests only care about those.
+ */
+export function imageDownloads(d: Downloader) {
+  return Object.assign(d, {
+    async download(url: string, signal?: AbortSignal) {
+      const opened = await d.open(url, signal)
+      if (opened.kind === 'video') {
+        opened.stream.cancel()
+        throw new ServiceError('unsupported_format', `${opened.type.name} is a video, not an image`)
+      }
+      if (opened.type.kind === 'convertible') throw refusedImage(opened.type.name)
+      return { bytes: opened.bytes, url: opened.url, mime: opened.type.mime, ext: opened.type.ext }
+    },
+  })
+}
 
 export function useDownloaders(base: DownloadOptions) {
   const state: { origin: Origin | undefined } = { origin: undefined }
@@ -26,7 +46,7 @@ export function useDownloaders(base: DownloadOptions) {
     downloader(overrides: Partial<DownloadOptions> = {}) {
       const d = createDownloader({ ...base, ...overrides })
       downloaders.push(d)
-      return d
+      return imageDownloads(d)
     },
   }
 }
