@@ -10,7 +10,8 @@ const u32be = (n: number) => {
   return b
 }
 
-function chunk(type: string, data: Uint8Array): Buffer {
+/** One PNG chunk: length, type, data and the CRC of type and data. */
+export function chunk(type: string, data: Uint8Array): Buffer {
   const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
   return Buffer.concat([u32be(data.length), body, u32be(crc32(body))])
 }
