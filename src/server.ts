@@ -1,6 +1,7 @@
 /** Process entry: read config, start the sandbox if needed, build the app, listen, drain on SIGTERM. */
-import { buildApp } from './app.ts'
+
 import { type Config, ConfigError, loadConfig } from './config.ts'
+import { buildApp } from './http/app.ts'
 import { createLogger } from './log.ts'
 import { createSandbox } from './sandbox/sandbox.ts'
 import { createService } from './service.ts'

@@ -4,8 +4,8 @@
  */
 import { Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
-import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
+import { buildApp } from '../../src/http/app.ts'
 import { createLogger } from '../../src/log.ts'
 import { createSandbox, type SandboxOptions } from '../../src/sandbox/sandbox.ts'
 import { createService, type ServiceOverrides } from '../../src/service.ts'

@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises'
 import { type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from 'playwright-core'
-import { buildApp } from '../../src/app.ts'
+import { buildApp } from '../../src/http/app.ts'
 import { createLogger } from '../../src/log.ts'
 import { startService } from '../helpers/service.ts'
 

@@ -1,13 +1,13 @@
 /** The HTTP routes: validated input in, one domain call, a plain object out. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ServiceError } from './errors.ts'
+import { ServiceError } from '../errors.ts'
+import { viewJob } from '../jobs/model.ts'
+import type { Scheduler } from '../jobs/scheduler.ts'
+import type { JobStore } from '../jobs/store.ts'
+import { parseSubmittedUrls } from '../urls.ts'
 import { createEventStreams } from './events.ts'
-import { viewJob } from './jobs/model.ts'
-import type { Scheduler } from './jobs/scheduler.ts'
-import type { JobStore } from './jobs/store.ts'
 import { Accepted, ErrorBody, JobParams, JobStatus, Links, uploadBody } from './schemas.ts'
-import { parseSubmittedUrls } from './urls.ts'
 
 export type RoutesOptions = { store: JobStore; queue: Scheduler; maxUrlsPerJob: number }
 

@@ -4,12 +4,12 @@
  * scrape time. Label values come from closed sets only (outcomes, error codes, hashed budget keys).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { Config } from './config.ts'
-import type { RateLimits } from './imgur/rate-limits.ts'
-import type { Item } from './jobs/model.ts'
-import type { Scheduler } from './jobs/scheduler.ts'
-import type { JobStore } from './jobs/store.ts'
-import type { Transfer } from './jobs/worker.ts'
+import type { Config } from '../config.ts'
+import type { RateLimits } from '../imgur/rate-limits.ts'
+import type { Item } from '../jobs/model.ts'
+import type { Scheduler } from '../jobs/scheduler.ts'
+import type { JobStore } from '../jobs/store.ts'
+import type { Transfer } from '../jobs/worker.ts'
 
 export type MetricsDeps = {
   config: Config

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { type Static, Type } from 'typebox'
-import type { Budget } from './imgur/rate-limits.ts'
+import type { Budget } from '../imgur/rate-limits.ts'
 import { createMetrics, MAX_BUDGETS, type MetricsDeps } from './metrics.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()

@@ -1,6 +1,6 @@
 /** TypeBox schemas: one source for validation, TypeScript types, serialisation and OpenAPI. */
 import { type Static, Type } from 'typebox'
-import { MAX_URL_LENGTH } from './urls.ts'
+import { MAX_URL_LENGTH } from '../urls.ts'
 
 export const ErrorBody = Type.Object(
   {

@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify'
 
 export type WebOptions = { imgurMode: 'live' | 'sandbox' }
 
-const PUBLIC = new URL('../public/', import.meta.url)
+const PUBLIC = new URL('../../public/', import.meta.url)
 
 const ASSETS = {
   '/': ['index.html', 'text/html; charset=utf-8'],

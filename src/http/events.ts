@@ -4,8 +4,8 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { type Job, viewJob } from './jobs/model.ts'
-import type { JobStore } from './jobs/store.ts'
+import { type Job, viewJob } from '../jobs/model.ts'
+import type { JobStore } from '../jobs/store.ts'
 
 const COALESCE_MS = 100
 const PING_MS = 15_000

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { request } from 'undici'
-import { startService } from './helpers/service.ts'
+import { startService } from '../helpers/service.ts'
 
 async function readEvents(
   url: string,
