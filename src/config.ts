@@ -41,7 +41,35 @@ export type Config = Readonly<{
   jobRetentionCount: number
   jobRetentionMs: number
   shutdownTimeoutMs: number
+  /** Total deadline of one attempt at an image item: download, conversion and upload together. */
+  itemTimeoutMs: number
+  /** Deadline of one conversion or re-encoding (sharp's `timeout`; the HEIC worker is terminated). */
+  convertTimeoutMs: number
+  /** Finished jobs kept at most, by the bytes they retain (see README, "Memory budget"). */
+  jobRetentionBytes: number
+  /** Admission refuses a job when the pending items' retained bytes would pass this. */
+  maxPendingBytes: number
+  /** Content hashes remembered for de-duplication (least recently used dropped first). */
+  dedupMaxEntries: number
+  /** Imgur budgets (per credential) remembered (least recently used dropped first). */
+  budgetMaxEntries: number
+  /** The service's own public origin, never downloaded from; undefined when not set. */
+  publicUrl: string | undefined
+  /** A stream whose client has read nothing for this long is closed. */
+  streamIdleTimeoutMs: number
+  maxStreams: number
+  maxStreamsPerClient: number
+  /** Hex SHA-256 of each API key, by key name; empty: the API is open. */
+  apiKeys: ReadonlyMap<string, string>
+  /** Submissions per minute, per API key (per client IP without keys). */
+  submitRateLimit: number
+  /** URLs per UTC day, per API key (per client IP without keys); 0: no quota. */
+  dailyUrlQuota: number
   sandboxPort: number
+  /** Interface the built-in sandbox listens on (loopback unless set). */
+  sandboxHost: string
+  /** Bytes the sandbox keeps at most; the oldest images are dropped first. */
+  sandboxMaxBytes: number
   /** Base of sandbox links; undefined with SANDBOX_PORT=0, when the sandbox uses its own address. */
   sandboxPublicUrl: string | undefined
 }>
@@ -119,6 +147,23 @@ export function loadConfig(env: Env = process.env): Config {
     )
   }
   const sandboxPort = int('SANDBOX_PORT', 3001, 0, 65535)
+  const apiKeys = new Map<string, string>()
+  for (const entry of (read('API_KEYS') ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const match = /^([\w.-]{1,64}):([0-9a-fA-F]{64})$/.exec(entry)
+    if (!match) {
+      problems.push(
+        `Expected \`API_KEYS\` entries to be \`name:sha256hex\` (a name of letters, digits, \`._-\` and the hex SHA-256 of the key), got \`${entry.slice(0, 80)}\``,
+      )
+    } else if (apiKeys.has(match[1] as string)) {
+      problems.push(`Expected \`API_KEYS\` names to be unique, got \`${match[1]}\` twice`)
+    } else apiKeys.set(match[1] as string, (match[2] as string).toLowerCase())
+  }
+  const fetchTimeoutMs = int('FETCH_TIMEOUT_MS', 30_000, 1)
+  const uploadTimeoutMs = int('UPLOAD_TIMEOUT_MS', 60_000, 1)
+  const convertTimeoutMs = int('CONVERT_TIMEOUT_MS', 30_000, 1)
 
   const config: Config = {
     port,
@@ -141,8 +186,8 @@ export function loadConfig(env: Env = process.env): Config {
     reencodeOversized: bool('REENCODE_OVERSIZED', true),
     maxInputPixels: int('MAX_INPUT_PIXELS', 100_000_000, 1),
     convertConcurrency: int('CONVERT_CONCURRENCY', 2, 1, 64),
-    fetchTimeoutMs: int('FETCH_TIMEOUT_MS', 30_000, 1),
-    uploadTimeoutMs: int('UPLOAD_TIMEOUT_MS', 60_000, 1),
+    fetchTimeoutMs,
+    uploadTimeoutMs,
     fetchAllowPrivateNetworks: bool('FETCH_ALLOW_PRIVATE_NETWORKS', false),
     maxRedirects: int('MAX_REDIRECTS', 5, 0, 20),
     retryMaxAttempts: int('RETRY_MAX_ATTEMPTS', 4, 1, 100),
@@ -152,7 +197,23 @@ export function loadConfig(env: Env = process.env): Config {
     jobRetentionCount: int('JOB_RETENTION_COUNT', 10_000, 1),
     jobRetentionMs: int('JOB_RETENTION_MS', 24 * 3600_000, 1),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+    // By default an attempt may spend each stage's whole deadline.
+    itemTimeoutMs: int('ITEM_TIMEOUT_MS', fetchTimeoutMs + convertTimeoutMs + uploadTimeoutMs, 1),
+    convertTimeoutMs,
+    jobRetentionBytes: int('JOB_RETENTION_BYTES', 64 * 1024 * 1024, 1024),
+    maxPendingBytes: int('MAX_PENDING_BYTES', 64 * 1024 * 1024, 1024),
+    dedupMaxEntries: int('DEDUP_MAX_ENTRIES', 100_000, 1),
+    budgetMaxEntries: int('BUDGET_MAX_ENTRIES', 10_000, 1),
+    publicUrl: read('PUBLIC_URL') === undefined ? undefined : httpUrl('PUBLIC_URL', 'http://localhost'),
+    streamIdleTimeoutMs: int('STREAM_IDLE_TIMEOUT_MS', 60_000, 1),
+    maxStreams: int('MAX_STREAMS', 1000, 1),
+    maxStreamsPerClient: int('MAX_STREAMS_PER_CLIENT', 20, 1),
+    apiKeys,
+    submitRateLimit: int('SUBMIT_RATE_LIMIT', 60, 1),
+    dailyUrlQuota: int('DAILY_URL_QUOTA', 10_000, 0),
     sandboxPort,
+    sandboxHost: read('SANDBOX_HOST') ?? '127.0.0.1',
+    sandboxMaxBytes: int('SANDBOX_MAX_BYTES', 256 * 1024 * 1024, 1024 * 1024),
     sandboxPublicUrl:
       read('SANDBOX_PUBLIC_URL') === undefined && sandboxPort === 0
         ? undefined

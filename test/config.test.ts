@@ -108,3 +108,51 @@ test('conversion, re-encoding and video limits: defaults and checks', () => {
     },
   )
 })
+
+test('limits for many clients default to the documented values', () => {
+  const config = loadConfig({})
+  assert.equal(config.itemTimeoutMs, 30_000 + 30_000 + 60_000)
+  assert.equal(config.convertTimeoutMs, 30_000)
+  assert.equal(config.jobRetentionBytes, 64 * 1024 * 1024)
+  assert.equal(config.maxPendingBytes, 64 * 1024 * 1024)
+  assert.equal(config.streamIdleTimeoutMs, 60_000)
+  assert.equal(config.maxStreams, 1000)
+  assert.equal(config.maxStreamsPerClient, 20)
+  assert.equal(config.apiKeys.size, 0)
+  assert.equal(config.submitRateLimit, 60)
+  assert.equal(config.dailyUrlQuota, 10_000)
+  assert.equal(config.publicUrl, undefined)
+  assert.equal(config.sandboxHost, '127.0.0.1')
+  assert.equal(config.sandboxMaxBytes, 256 * 1024 * 1024)
+})
+
+test('API_KEYS are parsed into names and lower-case hashes; bad entries are named', () => {
+  const hash = 'A'.repeat(64)
+  const config = loadConfig({ API_KEYS: ` alice:${hash} , bob:${'b'.repeat(64)}` })
+  assert.deepEqual(
+    [...config.apiKeys],
+    [
+      ['alice', 'a'.repeat(64)],
+      ['bob', 'b'.repeat(64)],
+    ],
+  )
+  assert.throws(
+    () => loadConfig({ API_KEYS: `alice:${hash},alice:${hash},carol:secret` }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.match(error.problems.join('\n'), /`alice` twice/)
+      assert.match(error.problems.join('\n'), /got `carol:secret`/)
+      return true
+    },
+  )
+})
+
+test('ITEM_TIMEOUT_MS follows the stage deadlines unless set', () => {
+  assert.equal(
+    loadConfig({ FETCH_TIMEOUT_MS: '1000', UPLOAD_TIMEOUT_MS: '2000', CONVERT_TIMEOUT_MS: '3000' })
+      .itemTimeoutMs,
+    6000,
+  )
+  assert.equal(loadConfig({ ITEM_TIMEOUT_MS: '500' }).itemTimeoutMs, 500)
+  assert.equal(loadConfig({ PUBLIC_URL: 'https://up.example.com/' }).publicUrl, 'https://up.example.com')
+})
