@@ -49,7 +49,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
           },
         )
       }
-      const job = queue.submit(parsed.urls, parsed.targets, request.body.clientId)
+      const job = queue.submit(parsed.urls, parsed.targets, { clientId: request.body.clientId })
       request.log.info({ jobId: job.id, urls: job.items.length }, 'job accepted')
       return reply.code(202).header('location', `/v1/images/upload/${job.id}`).send({ jobId: job.id })
     },

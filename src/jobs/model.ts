@@ -35,15 +35,21 @@ export type Job = {
   finished: number | undefined
   /** The job's own Imgur client id, when it brought one. Never serialised or logged. */
   readonly clientId: string | undefined
+  /** The API key name that submitted the job; undefined when API keys are off. */
+  readonly owner: string | undefined
   readonly items: Item[]
   started: boolean
   pending: number
+  /** Bumped on every change of what the status document shows (caches key on it). */
+  version: number
 }
+
+export type JobOptions = { clientId?: string | undefined; owner?: string | undefined }
 
 export function createJob(
   urls: readonly string[],
   targets: readonly string[],
-  clientId?: string,
+  { clientId, owner }: JobOptions = {},
   now = Date.now(),
 ): Job {
   const items = urls.map((url, index): Item => {
@@ -66,9 +72,11 @@ export function createJob(
     created: now,
     finished: undefined,
     clientId,
+    owner,
     items,
     started: false,
     pending: items.length,
+    version: 0,
   }
 }
 
@@ -80,6 +88,7 @@ export function jobStatus(job: Job): JobStatus {
 export function startItem(job: Job, item: Item): void {
   if (item.state !== 'pending') throw new Error(`cannot start an item that is ${item.state}`)
   job.started = true
+  job.version += 1
   item.attempts += 1
 }
 
@@ -98,6 +107,7 @@ export function failItem(job: Job, item: Item, reason: Reason, now = Date.now())
 function settle(job: Job, item: Item, now: number): void {
   if (item.state !== 'pending') throw new Error(`item already ${item.state}`)
   job.started = true
+  job.version += 1
   job.pending -= 1
   if (job.pending === 0) job.finished = now
 }

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { RateLimits } from '../imgur/rate-limits.ts'
-import { createJob, type Item, type Job, type Reason } from './model.ts'
+import { createJob, type Item, type Job, type JobOptions, type Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { JobStore } from './store.ts'
 import { createTurn, exhausted, HostSlots, hostOf, pick, type Turn, takeRest } from './turns.ts'
@@ -79,7 +79,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /** Creates a job for the URLs and queues its items; nothing is downloaded before this returns. */
-  submit(urls: readonly string[], targets: readonly string[], clientId?: string): Job {
+  submit(urls: readonly string[], targets: readonly string[], options: JobOptions = {}): Job {
     if (this.#closed) {
       throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
         statusCode: 503,
@@ -94,9 +94,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         { statusCode: 503, retryAfterMs: 30_000 },
       )
     }
-    const job = createJob(urls, targets, clientId, this.#now())
+    const job = createJob(urls, targets, options, this.#now())
     this.#deps.store.add(job)
-    this.#enqueue(createTurn(job, this.#deps.credentialKey(clientId)))
+    this.#enqueue(createTurn(job, this.#deps.credentialKey(options.clientId)))
     queueMicrotask(() => this.#pump())
     return job
   }

@@ -28,6 +28,8 @@ export class JobStore {
   readonly #finished = new Set<string>()
   readonly #links: string[] = []
   readonly #linkSet = new Set<string>()
+  /** With API keys on, each key's own links too (each once, in upload order). */
+  readonly #ownLinks = new Map<string, { list: string[]; set: Set<string> }>()
   readonly #listeners = new Map<string, Set<Listener>>()
   readonly #options: StoreOptions
   readonly #now: () => number
@@ -72,9 +74,13 @@ export class JobStore {
     return this.#jobs.get(id)
   }
 
-  /** Every link uploaded since start, each once, in upload order. Retention never removes them. */
-  links(): readonly string[] {
-    return this.#links
+  /**
+   * Every link uploaded since start, each once, in upload order; with `owner`, only the links of
+   * that owner's jobs. Retention never removes them.
+   */
+  links(owner?: string): readonly string[] {
+    if (owner === undefined) return this.#links
+    return this.#ownLinks.get(owner)?.list ?? []
   }
 
   start(job: Job, item: Item): void {
@@ -85,6 +91,7 @@ export class JobStore {
 
   /** An item that will be tried again: still pending, but its attempt count changed. */
   retrying(job: Job): void {
+    job.version += 1
     this.#notify(job)
   }
 
@@ -93,6 +100,17 @@ export class JobStore {
     if (!this.#linkSet.has(link)) {
       this.#linkSet.add(link)
       this.#links.push(link)
+    }
+    if (job.owner !== undefined) {
+      let own = this.#ownLinks.get(job.owner)
+      if (own === undefined) {
+        own = { list: [], set: new Set() }
+        this.#ownLinks.set(job.owner, own)
+      }
+      if (!own.set.has(link)) {
+        own.set.add(link)
+        own.list.push(link)
+      }
     }
     this.#settled(job)
   }

@@ -5,7 +5,7 @@ import { completeItem, createJob, failItem, jobStatus, startItem, viewJob } from
 const urls = ['https://a.test/1.png', 'https://a.test/2.png', 'https://a.test/3.png']
 
 test('a new job is pending, with every URL pending and a uuid v4 id', () => {
-  const job = createJob(urls, urls, undefined, Date.UTC(2026, 10, 27, 10))
+  const job = createJob(urls, urls, {}, Date.UTC(2026, 10, 27, 10))
   assert.match(job.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   const view = viewJob(job)
   assert.equal(view.status, 'pending')
@@ -15,7 +15,7 @@ test('a new job is pending, with every URL pending and a uuid v4 id', () => {
 })
 
 test('items move to complete or failed; the job completes with the last one', () => {
-  const job = createJob(urls, urls, undefined, 0)
+  const job = createJob(urls, urls, {}, 0)
   const [a, b, c] = job.items
   assert.ok(a && b && c)
   startItem(job, a)
@@ -60,6 +60,6 @@ test('illegal transitions throw instead of corrupting the lists', () => {
 })
 
 test('the job id and created time are independent of the client id, which is never in the view', () => {
-  const job = createJob(urls, urls, 'secret-client-id')
+  const job = createJob(urls, urls, { clientId: 'secret-client-id' })
   assert.doesNotMatch(JSON.stringify(viewJob(job)), /secret-client-id/)
 })

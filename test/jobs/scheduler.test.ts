@@ -51,7 +51,7 @@ function setup(
     await queue.close(0)
     store.close()
   })
-  const submit = (urls: string[], clientId?: string) => queue.submit(urls, urls, clientId)
+  const submit = (urls: string[], clientId?: string) => queue.submit(urls, urls, { clientId })
   const nextCall = async () => {
     while (calls.length === 0) await once(queue, 'attempt')
     return calls.shift() as Call

@@ -3,8 +3,8 @@ import { test } from 'node:test'
 import { createJob, viewJob } from '../../src/jobs/model.ts'
 import { JobStore } from '../../src/jobs/store.ts'
 
-function finishedJob(store: JobStore, link: string) {
-  const job = createJob([`https://a.test/${link}`], [`https://a.test/${link}`])
+function finishedJob(store: JobStore, link: string, owner?: string) {
+  const job = createJob([`https://a.test/${link}`], [`https://a.test/${link}`], { owner })
   store.add(job)
   const item = job.items[0]
   assert.ok(item)
@@ -80,4 +80,36 @@ test('counts gives the jobs held by status', (t) => {
   store.add(running)
   store.start(running, running.items[0] as (typeof running.items)[number])
   assert.deepEqual(store.counts(), { pending: 1, 'in-progress': 1, complete: 1 })
+})
+
+test('each owner sees only the links of its own jobs; the full list holds all of them once', (t) => {
+  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+  t.after(() => store.close())
+  finishedJob(store, 'https://i.imgur.com/a.png', 'alice')
+  finishedJob(store, 'https://i.imgur.com/b.png', 'bob')
+  finishedJob(store, 'https://i.imgur.com/a.png', 'bob')
+  finishedJob(store, 'https://i.imgur.com/a.png', 'alice')
+  assert.deepEqual(store.links('alice'), ['https://i.imgur.com/a.png'])
+  assert.deepEqual(store.links('bob'), ['https://i.imgur.com/b.png', 'https://i.imgur.com/a.png'])
+  assert.deepEqual(store.links('carol'), [])
+  assert.deepEqual(store.links(), ['https://i.imgur.com/a.png', 'https://i.imgur.com/b.png'])
+})
+
+test('the version of a job changes with every change its status document shows', (t) => {
+  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+  t.after(() => store.close())
+  const job = createJob(['https://a.test/1'], ['https://a.test/1'])
+  store.add(job)
+  const item = job.items[0]
+  assert.ok(item)
+  const seen = [job.version]
+  store.start(job, item)
+  seen.push(job.version)
+  store.retrying(job)
+  seen.push(job.version)
+  store.start(job, item)
+  seen.push(job.version)
+  store.fail(job, item, { code: 'x', message: 'x' })
+  seen.push(job.version)
+  assert.equal(new Set(seen).size, seen.length, `versions ${seen.join(',')} must all differ`)
 })
