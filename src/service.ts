@@ -9,6 +9,7 @@ import { createDownloader, type Downloader, type DownloadOptions } from './downl
 import { createImgurClient } from './imgur/client.ts'
 import { Scheduler } from './jobs/scheduler.ts'
 import { JobStore } from './jobs/store.ts'
+import { Uploads } from './jobs/uploads.ts'
 import { processItem, type WorkerDeps } from './jobs/worker.ts'
 
 export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
@@ -54,12 +55,17 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     maxInputPixels: config.maxInputPixels,
     concurrency: config.convertConcurrency,
   })
-  const store = new JobStore({ retentionCount: config.jobRetentionCount, retentionMs: config.jobRetentionMs })
+  const store = new JobStore({
+    retentionCount: config.jobRetentionCount,
+    retentionMs: config.jobRetentionMs,
+    retentionBytes: config.jobRetentionBytes,
+  })
   const deps: WorkerDeps = {
     downloader,
     imgur,
     preparer,
-    uploads: new Map(),
+    uploads: new Uploads(config.dedupMaxEntries),
+    itemTimeoutMs: config.itemTimeoutMs,
     observe: (transfer) => queue.emit('transfer', transfer),
   }
   const queue = new Scheduler(
@@ -67,6 +73,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
       concurrency: config.uploadConcurrency,
       perHostConcurrency: config.perHostConcurrency,
       maxPendingItems: config.maxPendingItems,
+      maxPendingBytes: config.maxPendingBytes,
       maxRateLimitWaitMs: config.maxRateLimitWaitMs,
       retry: {
         maxAttempts: config.retryMaxAttempts,

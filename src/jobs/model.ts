@@ -80,6 +80,33 @@ export function createJob(
   }
 }
 
+/** A job's own object and arrays, before its items (measured on V8; see README, "Memory budget"). */
+export const JOB_OVERHEAD_BYTES = 400
+/** An item's object, before the strings it holds. */
+export const ITEM_OVERHEAD_BYTES = 120
+
+/** Bytes of a string in V8's heap: one a character, two when any is outside Latin-1. */
+function stringBytes(text: string | undefined): number {
+  if (text === undefined) return 0
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the Latin-1 range starts at U+0000
+  return /[^\u0000-\u00ff]/.test(text) ? text.length * 2 : text.length
+}
+
+/**
+ * What an item keeps in memory, roughly: its object and its strings, each counted twice (the
+ * status document cached for reads repeats them). Retention and admission budgets add these up.
+ */
+export function itemBytes(item: Item): number {
+  const strings =
+    stringBytes(item.url) +
+    (item.target === item.url ? 0 : stringBytes(item.target)) +
+    stringBytes(item.link) +
+    stringBytes(item.deletehash) +
+    stringBytes(item.reason?.code) +
+    stringBytes(item.reason?.message)
+  return ITEM_OVERHEAD_BYTES + 2 * strings
+}
+
 export function jobStatus(job: Job): JobStatus {
   if (job.pending === 0) return 'complete'
   return job.started ? 'in-progress' : 'pending'

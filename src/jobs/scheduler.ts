@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { RateLimits } from '../imgur/rate-limits.ts'
-import { createJob, type Item, type Job, type JobOptions, type Reason } from './model.ts'
+import { createJob, type Item, itemBytes, type Job, type JobOptions, type Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { JobStore } from './store.ts'
 import { createTurn, exhausted, HostSlots, hostOf, pick, type Turn, takeRest } from './turns.ts'
@@ -18,6 +18,8 @@ export type SchedulerOptions = {
   concurrency: number
   perHostConcurrency: number
   maxPendingItems: number
+  /** Bytes the pending items may retain in all (see `itemBytes`). */
+  maxPendingBytes?: number
   maxRateLimitWaitMs: number
   retry: RetryPolicy
   now?: () => number
@@ -75,7 +77,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   get accepting(): boolean {
-    return !this.#closed && this.#deps.store.pendingItems < this.#options.maxPendingItems
+    const { store } = this.#deps
+    const { maxPendingItems, maxPendingBytes = Number.POSITIVE_INFINITY } = this.#options
+    return !this.#closed && store.pendingItems < maxPendingItems && store.pendingBytes < maxPendingBytes
   }
 
   /** Creates a job for the URLs and queues its items; nothing is downloaded before this returns. */
@@ -95,6 +99,16 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       )
     }
     const job = createJob(urls, targets, options, this.#now())
+    const { maxPendingBytes = Number.POSITIVE_INFINITY } = this.#options
+    let bytes = 0
+    for (const item of job.items) bytes += itemBytes(item)
+    if (this.#deps.store.pendingBytes + bytes > maxPendingBytes) {
+      throw new ServiceError(
+        'queue_full',
+        `the URLs waiting would take more memory than the service allows (${maxPendingBytes} bytes); submit again later`,
+        { statusCode: 503, retryAfterMs: 30_000 },
+      )
+    }
     this.#deps.store.add(job)
     this.#enqueue(createTurn(job, this.#deps.credentialKey(options.clientId)))
     queueMicrotask(() => this.#pump())
@@ -240,7 +254,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       return
     }
     this.#fail(job, item, reason)
-    if (reason.code === 'imgur_client_id_refused') this.#failRest(turn, reason)
+    // A refused client id ends every job that uses it, and only those.
+    if (reason.code === 'imgur_client_id_refused') {
+      const affected = new Set([turn, ...this.#turns.filter(({ key }) => key === turn.key)])
+      for (const other of affected) this.#failRest(other, reason)
+    }
   }
 
   /** Fails every item of the turn not started yet, e.g. when Imgur refused the job's client id. */

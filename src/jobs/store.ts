@@ -6,6 +6,8 @@ import {
   completeItem,
   failItem,
   type Item,
+  itemBytes,
+  JOB_OVERHEAD_BYTES,
   type Job,
   type JobStatus,
   jobStatus,
@@ -16,6 +18,8 @@ import {
 export type StoreOptions = {
   /** Finished jobs kept at most; the oldest finished go first. */
   retentionCount: number
+  /** Bytes finished jobs may retain in all (see `itemBytes`); the oldest finished go first. */
+  retentionBytes?: number
   /** Finished jobs older than this are forgotten. */
   retentionMs: number
   now?: () => number
@@ -25,7 +29,10 @@ type Listener = (job: Job) => void
 
 export class JobStore {
   readonly #jobs = new Map<string, Job>()
-  readonly #finished = new Set<string>()
+  /** Finished jobs in the order they finished, with the bytes each retains. */
+  readonly #finished = new Map<string, number>()
+  #finishedBytes = 0
+  #pendingBytes = 0
   readonly #links: string[] = []
   readonly #linkSet = new Set<string>()
   /** With API keys on, each key's own links too (each once, in upload order). */
@@ -53,6 +60,16 @@ export class JobStore {
     return this.#pendingItems
   }
 
+  /** Bytes the pending items retain, across every job. */
+  get pendingBytes(): number {
+    return this.#pendingBytes
+  }
+
+  /** Bytes the finished jobs still held retain. */
+  get retainedBytes(): number {
+    return this.#finishedBytes
+  }
+
   get size(): number {
     return this.#jobs.size
   }
@@ -60,6 +77,7 @@ export class JobStore {
   add(job: Job): void {
     this.#jobs.set(job.id, job)
     this.#pendingItems += job.pending
+    for (const item of job.items) if (item.state === 'pending') this.#pendingBytes += itemBytes(item)
     if (job.pending === 0) this.#finish(job)
   }
 
@@ -96,6 +114,7 @@ export class JobStore {
   }
 
   complete(job: Job, item: Item, link: string): void {
+    this.#pendingBytes -= itemBytes(item)
     completeItem(job, item, link, this.#now())
     if (!this.#linkSet.has(link)) {
       this.#linkSet.add(link)
@@ -116,6 +135,7 @@ export class JobStore {
   }
 
   fail(job: Job, item: Item, reason: Reason): void {
+    this.#pendingBytes -= itemBytes(item)
     failItem(job, item, reason, this.#now())
     this.#settled(job)
   }
@@ -134,13 +154,15 @@ export class JobStore {
     }
   }
 
-  /** Forgets finished jobs beyond the retention count or age. */
+  /** Forgets the oldest finished jobs while they are too many, too large in all, or too old. */
   sweep(now = this.#now()): void {
-    for (const id of this.#finished) {
+    const { retentionCount, retentionBytes = Number.POSITIVE_INFINITY, retentionMs } = this.#options
+    for (const [id, bytes] of this.#finished) {
       const job = this.#jobs.get(id)
-      const old = job === undefined || now - (job.finished ?? now) >= this.#options.retentionMs
-      if (!old && this.#finished.size <= this.#options.retentionCount) break
+      const old = job === undefined || now - (job.finished ?? now) >= retentionMs
+      if (!old && this.#finished.size <= retentionCount && this.#finishedBytes <= retentionBytes) break
       this.#finished.delete(id)
+      this.#finishedBytes -= bytes
       this.#jobs.delete(id)
     }
   }
@@ -157,8 +179,11 @@ export class JobStore {
   }
 
   #finish(job: Job): void {
-    this.#finished.add(job.id)
-    if (this.#finished.size > this.#options.retentionCount) this.sweep()
+    let bytes = JOB_OVERHEAD_BYTES
+    for (const item of job.items) bytes += itemBytes(item)
+    this.#finished.set(job.id, bytes)
+    this.#finishedBytes += bytes
+    this.sweep()
   }
 
   #notify(job: Job): void {

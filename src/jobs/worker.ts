@@ -1,22 +1,30 @@
 /**
  * The worker: one attempt at one item — download, identify, prepare (convert or re-encode when
- * needed), upload — returning the link. The same image bytes are uploaded once per service
- * lifetime: a later item whose download hashes to bytes already uploaded (or being prepared and
- * uploaded) reuses that link without spending Imgur quota. Videos are streamed from the origin to
- * Imgur as they arrive, so their hash is only known once they are sent: they are not de-duplicated.
+ * needed), upload — returning the link, all within one deadline (`itemTimeoutMs`). The same image
+ * bytes are uploaded once per credential: a later item whose download hashes to bytes already
+ * uploaded (or being prepared and uploaded) with the same credential reuses that link without
+ * spending Imgur quota; if that other upload fails, the item makes its own attempt. Videos are
+ * streamed from the origin to Imgur as they arrive, so their hash is only known once they are
+ * sent: they are not de-duplicated, and their own deadline (VIDEO_TIMEOUT_MS) replaces the item's.
  */
 import { createHash } from 'node:crypto'
 import type { Prepared, Preparer } from '../convert/prepare.ts'
 import type { Downloader, Opened } from '../download/download.ts'
+import { formatDuration } from '../download/failures.ts'
+import { ServiceError } from '../errors.ts'
 import type { ImgurClient } from '../imgur/client.ts'
+import { raceSignal } from '../imgur/http.ts'
 import type { Item, Job } from './model.ts'
+import type { Uploads } from './uploads.ts'
 
 export type WorkerDeps = {
   downloader: Downloader
   imgur: ImgurClient
   preparer: Preparer
-  /** sha256 of downloaded image bytes → their link; a pending upload is held as its promise. */
-  uploads: Map<string, string | Promise<string>>
+  /** Links of image bytes already uploaded (or being uploaded), per credential and content hash. */
+  uploads: Uploads
+  /** Total deadline of one attempt at an image: download, conversion and upload together. */
+  itemTimeoutMs: number
   /** Told of every finished download and upload (metrics). */
   observe?: (transfer: Transfer) => void
 }
@@ -58,6 +66,32 @@ export async function processItem(
   signal: AbortSignal,
   downloaded: () => void = () => {},
 ): Promise<Outcome> {
+  const deadline = new AbortController()
+  const timer = setTimeout(() => deadline.abort(), deps.itemTimeoutMs)
+  try {
+    return await attempt(deps, job, item, AbortSignal.any([signal, deadline.signal]), downloaded, () =>
+      clearTimeout(timer),
+    )
+  } catch (error) {
+    if (!deadline.signal.aborted || signal.aborted) throw error
+    throw new ServiceError(
+      'item_timeout',
+      `downloading, converting and uploading this URL took longer than ${formatDuration(deps.itemTimeoutMs)}`,
+      { retryable: true, cause: error },
+    )
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function attempt(
+  deps: WorkerDeps,
+  job: Job,
+  item: Item,
+  signal: AbortSignal,
+  downloaded: () => void,
+  isVideo: () => void,
+): Promise<Outcome> {
   const opened = await timed(
     deps,
     'download',
@@ -69,13 +103,24 @@ export async function processItem(
     throw error
   })
   // A video is still downloading while it uploads: the host's slot is held until both end.
-  if (opened.kind === 'video') return uploadVideo(deps, job, opened, signal).finally(downloaded)
+  if (opened.kind === 'video') {
+    isVideo()
+    return uploadVideo(deps, job, opened, signal).finally(downloaded)
+  }
   // The host's download slot is freed as soon as the bytes are in, before converting and uploading.
   downloaded()
   const { bytes, type } = opened
-  const hash = createHash('sha256').update(bytes).digest('base64url')
-  const known = deps.uploads.get(hash)
-  if (known !== undefined) return { link: await known, reused: true }
+  const hash = `${deps.imgur.credentialKey(job.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
+  for (let known = deps.uploads.get(hash); known !== undefined; known = deps.uploads.get(hash)) {
+    if (typeof known === 'string') return { link: known, reused: true }
+    try {
+      return { link: await raceSignal(known, signal), reused: true }
+    } catch {
+      signal.throwIfAborted()
+      // The other item's upload failed: its failure is its own, this item tries for itself.
+      deps.uploads.forget(hash, known)
+    }
+  }
 
   const work = (async () => {
     const prepared = await deps.preparer.prepare(bytes, type, signal)
@@ -98,7 +143,7 @@ export async function processItem(
     const { converted, reencoded } = prepared
     return { link: uploaded.link, reused: false, deletehash: uploaded.deletehash, converted, reencoded }
   } catch (error) {
-    deps.uploads.delete(hash)
+    deps.uploads.forget(hash, shared)
     throw error
   }
 }

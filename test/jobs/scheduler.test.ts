@@ -226,3 +226,47 @@ test('close stops new work and cancels what is still running after the grace per
   assert.equal(store.pendingItems, 0)
   assert.throws(() => submit(['https://a.test/2.png']), /shutting down/)
 })
+
+test('admission refuses a job whose URLs would pass the pending-bytes budget', (t) => {
+  const { submit, store } = setup(t, { maxPendingBytes: 1_000 })
+  submit(urls('a.test', 2))
+  assert.ok(store.pendingBytes > 0 && store.pendingBytes < 1_000)
+  assert.throws(
+    () => submit(urls('b.test', 6)),
+    (error: unknown) =>
+      error instanceof ServiceError &&
+      error.code === 'queue_full' &&
+      error.statusCode === 503 &&
+      error.retryAfterMs !== undefined,
+  )
+  assert.equal(store.size, 1, 'the refused job is not kept')
+})
+
+test('a refused client id ends every job that uses it and no other', async (t) => {
+  const { queue, submit, nextCall } = setup(t, { concurrency: 1 })
+  const bad = submit(urls('a.test', 5), 'bad-id')
+  const other = submit(urls('b.test', 3), 'good-id')
+  const alsoBad = submit(urls('c.test', 4), 'bad-id')
+  const mine = submit(urls('d.test', 2))
+  const call = await nextCall()
+  assert.equal(call.job, bad)
+  call.reject(
+    new ServiceError('imgur_client_id_refused', 'Imgur refused the client id (403 Invalid client_id)'),
+  )
+  const served = new Set<Job>()
+  for (let left = 3 + 2; left > 0; left -= 1) {
+    const next = await nextCall()
+    served.add(next.job)
+    next.resolve(`https://i.imgur.com/${next.item.url.split('/')[2]}-${left}.png`)
+  }
+  await queue.onIdle()
+  for (const job of [bad, alsoBad]) {
+    const view = viewJob(job)
+    assert.equal(view.uploaded.failed.length, job.items.length)
+    assert.ok(view.items.every((item) => item.reason?.code === 'imgur_client_id_refused'))
+  }
+  assert.equal(viewJob(alsoBad).items.filter((item) => item.attempts > 0).length, 0)
+  assert.ok(served.size === 2 && served.has(other) && served.has(mine), 'only the other jobs ran')
+  assert.equal(viewJob(other).uploaded.complete.length, 3)
+  assert.equal(viewJob(mine).uploaded.complete.length, 2)
+})

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createJob, viewJob } from '../../src/jobs/model.ts'
+import { createJob, itemBytes, JOB_OVERHEAD_BYTES, viewJob } from '../../src/jobs/model.ts'
 import { JobStore } from '../../src/jobs/store.ts'
 
 function finishedJob(store: JobStore, link: string, owner?: string) {
@@ -112,4 +112,49 @@ test('the version of a job changes with every change its status document shows',
   store.fail(job, item, { code: 'x', message: 'x' })
   seen.push(job.version)
   assert.equal(new Set(seen).size, seen.length, `versions ${seen.join(',')} must all differ`)
+})
+
+test('pending bytes count the items not yet settled and return to zero', (t) => {
+  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+  t.after(() => store.close())
+  const urls = ['https://a.test/1', 'https://a.test/2']
+  const job = createJob(urls, urls)
+  store.add(job)
+  const [first, second] = job.items
+  assert.ok(first && second)
+  assert.equal(store.pendingBytes, itemBytes(first) + itemBytes(second))
+  store.start(job, first)
+  store.complete(job, first, 'https://i.imgur.com/1.png')
+  assert.equal(store.pendingBytes, itemBytes(second))
+  store.start(job, second)
+  store.fail(job, second, { code: 'x', message: 'failed' })
+  assert.equal(store.pendingBytes, 0)
+  assert.equal(store.retainedBytes, JOB_OVERHEAD_BYTES + itemBytes(first) + itemBytes(second))
+})
+
+test('finished jobs beyond the byte budget are forgotten oldest first', (t) => {
+  const one = (() => {
+    const probe = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+    finishedJob(probe, 'https://i.imgur.com/0.png')
+    probe.close()
+    return probe.retainedBytes
+  })()
+  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000, retentionBytes: one * 2 })
+  t.after(() => store.close())
+  const first = finishedJob(store, 'https://i.imgur.com/1.png')
+  const second = finishedJob(store, 'https://i.imgur.com/2.png')
+  const third = finishedJob(store, 'https://i.imgur.com/3.png')
+  assert.equal(store.get(first.id), undefined)
+  assert.ok(store.get(second.id))
+  assert.ok(store.get(third.id))
+  assert.ok(store.retainedBytes <= one * 2)
+})
+
+test('an item counts the normalised URL only when it differs, and two-byte strings twice', () => {
+  const [same] = createJob(['https://a.test/x'], ['https://a.test/x']).items
+  const [fragment] = createJob(['https://a.test/x#f'], ['https://a.test/x']).items
+  const [wide] = createJob(['https://a.test/ж'], ['https://a.test/ж']).items
+  assert.ok(same && fragment && wide)
+  assert.equal(itemBytes(fragment) - itemBytes(same), 2 * ('#f'.length + 'https://a.test/x'.length))
+  assert.equal(itemBytes(wide) - itemBytes(same), 2 * 'https://a.test/ж'.length)
 })
