@@ -104,6 +104,12 @@ function isDeniedName(host: string): boolean {
   )
 }
 
+/** Scheme, host and effective port: `HTTP://Up.example.:80` and `http://up.example` are one origin. */
+export function originOf(url: URL): string {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80')
+  return `${url.protocol}//${url.hostname.replace(/\.+$/, '')}:${port}`
+}
+
 /** Scheme and credential rules, applied to the submitted URL and to every redirect target. */
 export function checkUrl(url: URL, code: 'download_bad_url' | 'download_bad_redirect'): void {
   const subject = code === 'download_bad_url' ? 'URL' : 'origin redirected to a URL'
