@@ -37,6 +37,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
       maxRedirects: config.maxRedirects,
       allowPrivateNetworks: config.fetchAllowPrivateNetworks,
       userAgent: USER_AGENT,
+      ownUrls: config.publicUrl === undefined ? [] : [config.publicUrl],
       ...(overrides.lookup && { lookup: overrides.lookup }),
     })
   const imgur = createImgurClient({

@@ -25,6 +25,9 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ['::', 128],
   ['::1', 128],
+  // NAT64 local-use (RFC 8215): a site's own translator may carry its IPv4 at any RFC 6052 offset,
+  // so no embedded address can be trusted; nothing in it is public.
+  ['64:ff9b:1::', 48],
   ['fc00::', 7], // unique local: AWS metadata is fd00:ec2::254
   ['fe80::', 10],
   ['fec0::', 10],
@@ -58,8 +61,8 @@ function embeddedIPv4(b: Uint8Array): string[] {
   // ::a.b.c.d (compatible), ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (SIIT translated)
   if (zero(0, 10) && (word(10) === 0 || word(10) === 0xffff)) found.push(v4(12))
   if (zero(0, 8) && word(8) === 0xffff && word(10) === 0) found.push(v4(12))
-  // NAT64: 64:ff9b::/96 and the local-use 64:ff9b:1::/48, deployed with the IPv4 in the last 32 bits
-  if (word(0) === 0x64 && word(2) === 0xff9b && (zero(4, 12) || word(4) === 1)) found.push(v4(12))
+  // NAT64 well-known prefix 64:ff9b::/96 (the local-use /48 is blocked whole)
+  if (word(0) === 0x64 && word(2) === 0xff9b && zero(4, 12)) found.push(v4(12))
   // 6to4: 2002:AABB:CCDD::/48
   if (word(0) === 0x2002) found.push(v4(2))
   // Teredo 2001:0:<server v4>:<flags>:<port>:<client v4 XOR ffffffff>; the client is where packets go
@@ -99,6 +102,12 @@ function isDeniedName(host: string): boolean {
     host.endsWith('.internal') ||
     host === 'metadata.google.internal'
   )
+}
+
+/** Scheme, host and effective port: `HTTP://Up.example.:80` and `http://up.example` are one origin. */
+export function originOf(url: URL): string {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80')
+  return `${url.protocol}//${url.hostname.replace(/\.+$/, '')}:${port}`
 }
 
 /** Scheme and credential rules, applied to the submitted URL and to every redirect target. */

@@ -1,25 +1,30 @@
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import { Agent, buildConnector } from 'undici'
-import { ServiceError } from '../errors.ts'
+import { isServiceError, ServiceError } from '../errors.ts'
+import { dnsFailure } from './failures.ts'
 
 export type Resolve = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>
 
 /** Which dialled addresses are refused. `allowPrivate` lifts the ban (tests, local demos). */
 export type AddressPolicy = { allowPrivate: boolean; isBlocked: (address: string) => boolean }
 
-const notFound = (hostname: string) =>
-  Object.assign(new Error(`no usable address for ${hostname}`), { code: 'ENOTFOUND', hostname })
+const noAddress = (hostname: string) =>
+  dnsFailure(Object.assign(new Error(`no usable address for ${hostname}`), { code: 'ENOTFOUND' }), hostname)
 
 /**
  * The `lookup` the socket itself uses: one resolution, judged and then dialled, so DNS rebinding
  * has no second answer to slip in (a separate resolve-check-fetch is a TOCTOU hole). Every
- * answer is judged, not only the one picked: Happy Eyeballs may dial any of them.
+ * answer is judged, not only the one picked: Happy Eyeballs may dial any of them. A resolver
+ * failure is a DNS failure whatever its errno (a c-ares `ECONNREFUSED` is not the origin's).
  */
 export function guardedLookup(resolve: Resolve, policy: AddressPolicy): LookupFunction {
   return (hostname: string, options: LookupOptions, callback) => {
     const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family
     resolve(hostname)
+      .catch((error: unknown) => {
+        throw isServiceError(error) ? error : dnsFailure(error, hostname)
+      })
       .then((answers) => {
         if (!policy.allowPrivate && answers.some((a) => policy.isBlocked(a.address))) {
           throw new ServiceError(
@@ -28,7 +33,7 @@ export function guardedLookup(resolve: Resolve, policy: AddressPolicy): LookupFu
           )
         }
         const usable = answers.filter((a) => !family || a.family === family)
-        if (usable.length === 0) throw notFound(hostname)
+        if (usable.length === 0) throw noAddress(hostname)
         return usable
       })
       .then(

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { request } from 'undici'
 import { isServiceError, ServiceError } from '../errors.ts'
-import { checkHost, checkUrl, isBlockedAddress } from './address.ts'
+import { checkHost, checkUrl, isBlockedAddress, originOf } from './address.ts'
 import { collectCapped, decodedChunks, decoderFor, formatBytes, readHead, tooLarge } from './body.ts'
 import { type AddressPolicy, createAgent, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
@@ -20,6 +20,11 @@ export type DownloadOptions = {
   maxRedirects: number
   allowPrivateNetworks: boolean
   userAgent: string
+  /**
+   * The service's own URLs (PUBLIC_URL): nothing is downloaded from their origins, whether
+   * submitted or reached by a redirect, so a job cannot make the service fetch from itself.
+   */
+  ownUrls?: readonly string[]
   /** Resolver used by the connection itself (tests inject one); defaults to the OS resolver. */
   lookup?: Resolve
   /** Address policy when private networks are not allowed; defaults to `isBlockedAddress`. Test seam. */
@@ -64,6 +69,12 @@ function checkOptions(o: DownloadOptions): void {
       `Expected \`userAgent\` to be a non-empty printable ASCII string, got \`${o.userAgent}\``,
     )
   }
+  for (const own of o.ownUrls ?? []) {
+    const url = typeof own === 'string' ? URL.parse(own) : null
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+      throw new TypeError(`Expected \`ownUrls\` to hold http(s) URLs, got \`${own}\``)
+    }
+  }
 }
 
 export function createDownloader(options: DownloadOptions): Downloader {
@@ -74,6 +85,7 @@ export function createDownloader(options: DownloadOptions): Downloader {
   }
   const agent = createAgent(options.lookup ?? osLookup, policy, options.timeoutMs)
   const maxVideoBytes = options.maxVideoBytes ?? 0
+  const ownOrigins = new Set(options.ownUrls?.map((own) => originOf(new URL(own))))
   // Fixed outbound headers: nothing from the API client is ever forwarded.
   const headers = { 'user-agent': options.userAgent, accept: ACCEPT, 'accept-encoding': 'identity' }
 
@@ -85,6 +97,13 @@ export function createDownloader(options: DownloadOptions): Downloader {
     let url = start
     for (let hop = 0; ; hop++) {
       state.url = url
+      // Checked before the address rules: allowing private networks does not allow the service itself.
+      if (ownOrigins.has(originOf(url))) {
+        throw new ServiceError(
+          'download_url_is_this_service',
+          hop === 0 ? 'URL points at this service itself' : 'origin redirected to this service itself',
+        )
+      }
       checkHost(url, policy.allowPrivate, policy.isBlocked)
       const response = await request(url.href, { dispatcher: agent, method: 'GET', headers, signal })
       const { statusCode: status, body } = response

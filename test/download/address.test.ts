@@ -66,8 +66,16 @@ const TABLE: Array<[string, boolean]> = [
   ['64:ff9b::169.254.169.254', true],
   ['64:ff9b::a9fe:a9fe', true],
   ['64:ff9b::808:808', false],
+  // local-use 64:ff9b:1::/48 (RFC 8215) is blocked whole: its IPv4 may sit at any RFC 6052 offset
   ['64:ff9b:1::a00:1', true],
-  ['64:ff9b:1::8.8.8.8', false],
+  ['64:ff9b:1::', true], // first address
+  ['64:ff9b:1::8.8.8.8', true], // a public payload in the last 32 bits does not make it public
+  ['64:ff9b:1:808:800::', true], // 8.8.8.8 at the /48 offset of RFC 6052
+  ['64:ff9b:1:abcd:1234:5678:9abc:def0', true],
+  ['64:ff9b:1:ffff:ffff:ffff:ffff:ffff', true], // last address
+  ['64:ff9b:0:ffff:ffff:ffff:ffff:ffff', false], // just below
+  ['64:ff9b:2::', false], // just above
+  ['64:ff9b:2::808:808', false],
   // 6to4
   ['2002:a9fe:a9fe::1', true],
   ['2002:7f00:1::', true],
@@ -112,11 +120,21 @@ describe('isBlockedAddress', () => {
           `::ffff:${v4}`,
           `::ffff:${hi}:${lo}`,
           `64:ff9b::${v4}`,
-          `64:ff9b:1::${hi}:${lo}`,
           `2002:${hi}:${lo}::1`,
           `2001:0:4136:e378:8000:63bf:${thi}:${tlo}`,
         ]
         for (const form of forms) assert.equal(isBlockedAddress(form), isBlockedAddress(v4), form)
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  test('every address in the local-use NAT64 prefix 64:ff9b:1::/48 is blocked, whatever it carries', () => {
+    const word = fc.integer({ min: 0, max: 0xffff }).map((w) => w.toString(16))
+    fc.assert(
+      fc.property(fc.array(word, { minLength: 5, maxLength: 5 }), (words) => {
+        const address = `64:ff9b:1:${words.join(':')}`
+        assert.equal(isBlockedAddress(address), true, address)
       }),
       { numRuns: 500 },
     )
@@ -151,6 +169,7 @@ describe('checkHost', () => {
       'http://[::]/',
       'http://169.254.169.254/latest/meta-data/',
       'http://[fd00:ec2::254]/',
+      'http://[64:ff9b:1::808:808]/',
     ]) {
       blocked(href, 'blocked: private address literal')
     }

@@ -59,14 +59,23 @@ describe('guardedLookup', () => {
     assert.deepEqual(address, [{ address: '127.0.0.1', family: 4 }])
   })
 
-  test('resolver failures and empty answers surface as resolution errors', async () => {
-    const failing: Resolve = async () => {
-      throw Object.assign(new Error('getaddrinfo ENOTFOUND host.test'), { code: 'ENOTFOUND' })
-    }
-    assert.equal((await callLookup(failing, strict, { all: true })).error?.code, 'ENOTFOUND')
-    assert.equal((await callLookup(async () => [], strict, { all: true })).error?.code, 'ENOTFOUND')
-    const v4only: Resolve = async () => [PUBLIC_V4]
-    assert.equal((await callLookup(v4only, strict, { family: 6 })).error?.code, 'ENOTFOUND')
+  test('resolver failures and empty answers surface as DNS errors, judged by errno', async () => {
+    const failing =
+      (code: string): Resolve =>
+      async () => {
+        throw Object.assign(new Error(`getaddrinfo ${code} host.test`), { code })
+      }
+    const codeOf = async (resolve: Resolve, options: LookupOptions = { all: true }) =>
+      (await callLookup(resolve, strict, options)).error?.code
+    assert.equal(await codeOf(failing('ENOTFOUND')), 'download_dns_not_found')
+    assert.equal(await codeOf(failing('EAI_AGAIN')), 'download_dns_unavailable')
+    assert.equal(
+      await codeOf(failing('ECONNREFUSED')),
+      'download_dns_unavailable',
+      "the resolver's, not the origin's",
+    )
+    assert.equal(await codeOf(async () => []), 'download_dns_not_found')
+    assert.equal(await codeOf(async () => [PUBLIC_V4], { family: 6 }), 'download_dns_not_found')
   })
 })
 

@@ -37,7 +37,22 @@ describe('classifyError', () => {
       true,
       'download did not finish within 30 s',
     ],
-    ['DNS failure', errno('ENOTFOUND'), {}, 'download_network', true, 'could not resolve host img.example'],
+    [
+      'NXDOMAIN',
+      errno('ENOTFOUND'),
+      {},
+      'download_dns_not_found',
+      false,
+      'host img.example not found in DNS',
+    ],
+    [
+      'resolver temporarily failing (SERVFAIL, timeout)',
+      errno('EAI_AGAIN'),
+      {},
+      'download_dns_unavailable',
+      true,
+      'DNS lookup for host img.example failed temporarily',
+    ],
     ['refused', errno('ECONNREFUSED'), {}, 'download_network', true, 'connection refused by origin'],
     ['reset before headers', errno('ECONNRESET'), {}, 'download_network', true, 'connection reset by origin'],
     [

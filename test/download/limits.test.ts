@@ -188,15 +188,4 @@ describe('network failures', () => {
       'connection refused by origin',
     )
   })
-  test('unresolvable host', () => {
-    const lookup = async (hostname: string) => {
-      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' })
-    }
-    return fails(
-      downloader({ lookup }).download('http://example.invalid/a.png'),
-      'download_network',
-      true,
-      'could not resolve host example.invalid',
-    )
-  })
 })
