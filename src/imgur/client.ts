@@ -108,6 +108,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
           dispatcher,
           now,
           onHeaders: (headers) => limits.update(credentialKey(), parseRateLimitHeaders(headers, now())),
+          onRateLimited: (waitMs) => limits.on429(credentialKey(), waitMs, now()),
         })
       : undefined
 

@@ -96,16 +96,21 @@ export function parseRateLimitHeaders(headers: Headers, now: number): ParsedLimi
   return parsed
 }
 
+/** Retry-After, in seconds or as an HTTP date (RFC 9110 §10.2.3), as a wait from `now`. */
+export function retryAfterHeaderMs(headers: Headers, now: number): number | undefined {
+  const retryAfter = header(headers, 'retry-after')?.trim()
+  if (!retryAfter) return undefined
+  const at = /^\d+$/.test(retryAfter) ? now + Number(retryAfter) * 1000 : Date.parse(retryAfter)
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined
+}
+
 /**
  * How long a 429 asks us to wait: Retry-After when present, else the reset of the exhausted
  * budgets. With several exhausted we take the LATEST reset: an upload needs all of them.
  */
 export function retryAfterMs(headers: Headers, now: number): number | undefined {
-  const retryAfter = header(headers, 'retry-after')?.trim()
-  if (retryAfter) {
-    const at = /^\d+$/.test(retryAfter) ? now + Number(retryAfter) * 1000 : Date.parse(retryAfter)
-    if (Number.isFinite(at)) return Math.max(0, at - now)
-  }
+  const asked = retryAfterHeaderMs(headers, now)
+  if (asked !== undefined) return asked
   const { post, client, user } = parseRateLimitHeaders(headers, now)
   const exhausted = [
     post && post.remaining < UPLOAD_COST.post ? post : undefined,
