@@ -48,6 +48,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     timeoutMs: config.uploadTimeoutMs,
     videoTimeoutMs: config.videoTimeoutMs,
     userAgent: USER_AGENT,
+    budgetMaxEntries: config.budgetMaxEntries,
   })
   const preparer = createPreparer({
     maxImageBytes: config.maxImageBytes,

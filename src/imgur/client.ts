@@ -26,6 +26,8 @@ export type ImgurClientOptions = {
   /** Total deadline of one uploadVideo() call; defaults to `timeoutMs`. */
   videoTimeoutMs?: number
   userAgent: string
+  /** How many credential keys the rate-limit table remembers (least recently used out). */
+  budgetMaxEntries?: number
   now?: () => number
 }
 export type { UploadInput, VideoInput } from './payload.ts'
@@ -91,9 +93,16 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
       `Expected \`timeoutMs\` to be an integer >= 1, got \`${options.timeoutMs}\``,
     )
   }
+  const { budgetMaxEntries } = options
+  if (budgetMaxEntries !== undefined && (!Number.isSafeInteger(budgetMaxEntries) || budgetMaxEntries < 1)) {
+    throw new ServiceError(
+      'imgur_invalid_options',
+      `Expected \`budgetMaxEntries\` to be an integer >= 1, got \`${budgetMaxEntries}\``,
+    )
+  }
   const now = options.now ?? Date.now
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
-  const limits = new RateLimits()
+  const limits = new RateLimits({ maxEntries: budgetMaxEntries })
   const { clientId, clientSecret, refreshToken, timeoutMs, userAgent } = options
   const videoTimeoutMs = options.videoTimeoutMs ?? timeoutMs
   const tokens =
@@ -108,6 +117,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
           dispatcher,
           now,
           onHeaders: (headers) => limits.update(credentialKey(), parseRateLimitHeaders(headers, now())),
+          onRateLimited: (waitMs) => limits.on429(credentialKey(), waitMs, now()),
         })
       : undefined
 

@@ -4,7 +4,7 @@
  * The HTTP status is the truth; a `status` inside the body is ignored.
  */
 import { ServiceError } from '../errors.ts'
-import { type Headers, header, retryAfterMs } from './rate-limits.ts'
+import { type Headers, header, retryAfterHeaderMs, retryAfterMs } from './rate-limits.ts'
 
 type Detail = { text?: string; code?: number | string }
 
@@ -47,11 +47,16 @@ function fromJson(value: unknown): Detail {
   return {}
 }
 
+/** An HTML page (a CDN's or proxy's error page), not an answer of Imgur's API. */
+export function isHtml(body: string): boolean {
+  return /^<(!doctype|html)|<html[\s>]/i.test(body.trim())
+}
+
 /** What Imgur said, in a short line: JSON message, HTML <title>, or short plain text. */
 export function describeImgurBody(status: number, body: string): Detail {
   const trimmed = body.trim()
   let detail: Detail = {}
-  if (/^<(!doctype|html)|<html[\s>]/i.test(trimmed)) {
+  if (isHtml(trimmed)) {
     const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(trimmed)?.[1]
     const text = title === undefined ? undefined : tidy(title)
     if (text !== undefined && !text.endsWith('…')) detail = { text }
@@ -101,15 +106,18 @@ export function parseImgurError(
       wait,
     )
   }
+  // A Retry-After on an outage is a hint the retry policy honours (capped like a backoff).
+  const asked = retryAfterHeaderMs(headers, now)
   if (said.includes('over capacity') && (status === 403 || status >= 500)) {
     return fail(
       'imgur_over_capacity',
       `Imgur is over capacity, often a block on this server's IP${withStatus}`,
       true,
+      asked,
     )
   }
   if (status >= 500 || status === 408) {
-    return fail('imgur_unavailable', `Imgur answered ${status}${text ? ` (${text})` : ''}`, true)
+    return fail('imgur_unavailable', `Imgur answered ${status}${text ? ` (${text})` : ''}`, true, asked)
   }
   if ((status === 400 || status === 403) && header(headers, 'cdn-error')?.trim().toLowerCase() === 'yes') {
     return fail(

@@ -3,6 +3,8 @@
  * takes before each upload. Pure: every function gets the clock as an argument.
  * Header facts: /work/shared/notes/imgur-api.md#rate-limits
  */
+import { ServiceError } from '../errors.ts'
+
 export type Headers = Record<string, string | string[] | undefined>
 export type Budget = {
   limit: number
@@ -96,16 +98,21 @@ export function parseRateLimitHeaders(headers: Headers, now: number): ParsedLimi
   return parsed
 }
 
+/** Retry-After, in seconds or as an HTTP date (RFC 9110 §10.2.3), as a wait from `now`. */
+export function retryAfterHeaderMs(headers: Headers, now: number): number | undefined {
+  const retryAfter = header(headers, 'retry-after')?.trim()
+  if (!retryAfter) return undefined
+  const at = /^\d+$/.test(retryAfter) ? now + Number(retryAfter) * 1000 : Date.parse(retryAfter)
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined
+}
+
 /**
  * How long a 429 asks us to wait: Retry-After when present, else the reset of the exhausted
  * budgets. With several exhausted we take the LATEST reset: an upload needs all of them.
  */
 export function retryAfterMs(headers: Headers, now: number): number | undefined {
-  const retryAfter = header(headers, 'retry-after')?.trim()
-  if (retryAfter) {
-    const at = /^\d+$/.test(retryAfter) ? now + Number(retryAfter) * 1000 : Date.parse(retryAfter)
-    if (Number.isFinite(at)) return Math.max(0, at - now)
-  }
+  const asked = retryAfterHeaderMs(headers, now)
+  if (asked !== undefined) return asked
   const { post, client, user } = parseRateLimitHeaders(headers, now)
   const exhausted = [
     post && post.remaining < UPLOAD_COST.post ? post : undefined,
@@ -132,37 +139,66 @@ type KeyState = { client?: Budget; user?: Budget; blockedUntil?: number; inFligh
  * budget every key shares. Reservations are optimistic: each in-flight upload counts against the
  * last known remaining, and a reservation is refused while remaining − in-flight cost < cost, so
  * sending stops BEFORE Imgur's budget reaches zero.
+ *
+ * Jobs may bring their own client ids, so the keys are bounded: least recently used first out.
+ * A key with uploads in flight is never evicted (a fresh entry would forget them and overdraw);
+ * the table may then exceed `maxEntries` by at most the uploads in flight, and shrinks back as
+ * they are released.
  */
 export class RateLimits {
   #post: Budget | undefined
   #postInFlight = 0
+  /** In recency order: the first key is the least recently used. */
   readonly #keys = new Map<string, KeyState>()
   readonly #unknown429BackoffMs: number
+  readonly #maxEntries: number
 
-  /** `unknown429BackoffMs`: how long a 429 that names no reset blocks its key. */
-  constructor(options: { unknown429BackoffMs?: number } = {}) {
+  /**
+   * `unknown429BackoffMs`: how long a 429 that names no reset blocks its key.
+   * `maxEntries`: how many credential keys are remembered (default 10,000).
+   */
+  constructor(options: { unknown429BackoffMs?: number; maxEntries?: number } = {}) {
+    const { maxEntries = 10_000 } = options
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+      throw new ServiceError(
+        'imgur_invalid_options',
+        `Expected \`maxEntries\` to be an integer >= 1, got \`${maxEntries}\``,
+      )
+    }
+    this.#maxEntries = maxEntries
     this.#unknown429BackoffMs = options.unknown429BackoffMs ?? 60_000
   }
 
-  #state(key: string): KeyState {
-    let state = this.#keys.get(key)
-    if (!state) {
-      state = { inFlight: 0 }
-      this.#keys.set(key, state)
-    }
+  /** The key's entry, made the most recently used; the table is trimmed to its bound. */
+  #touch(key: string): KeyState {
+    const state = this.#keys.get(key) ?? { inFlight: 0 }
+    this.#keys.delete(key)
+    this.#keys.set(key, state)
+    this.#trim(key)
     return state
+  }
+
+  /** Evicts the least recently used idle keys over the bound; `keep` is the key being touched. */
+  #trim(keep?: string): void {
+    let excess = this.#keys.size - this.#maxEntries
+    if (excess <= 0) return
+    for (const [key, state] of this.#keys) {
+      if (state.inFlight > 0 || key === keep) continue
+      this.#keys.delete(key)
+      if (--excess === 0) return
+    }
   }
 
   update(key: string, parsed: ParsedLimits): void {
     if (parsed.post) this.#post = merge(this.#post, parsed.post)
     if (!parsed.client && !parsed.user) return
-    const state = this.#state(key)
+    const state = this.#touch(key)
     if (parsed.client) state.client = merge(state.client, parsed.client)
     if (parsed.user) state.user = merge(state.user, parsed.user)
   }
 
   reserve(key: string, now: number): Reservation {
-    const state = this.#state(key)
+    const state = this.#touch(key)
     const credits = key.startsWith('account:') ? state.user : state.client
     const waits: number[] = []
     if (state.blockedUntil !== undefined && state.blockedUntil > now) waits.push(state.blockedUntil)
@@ -186,23 +222,28 @@ export class RateLimits {
       release: () => {
         if (released) return
         released = true
+        // `state` is this reservation's own entry: never evicted while it is in flight.
         state.inFlight--
         this.#postInFlight--
+        if (state.inFlight === 0) this.#trim()
       },
     }
   }
 
   on429(key: string, retryAfterMs: number | undefined, now: number): void {
-    const state = this.#state(key)
+    const state = this.#touch(key)
     const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
     state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
   }
 
-  /** For health and metrics. The shared POST budget is reported once, under the key 'ip'. */
+  /**
+   * For health and metrics, most recently used key first (callers show only the first few).
+   * The shared POST budget is reported once, first, under the key 'ip'.
+   */
   snapshot(): LimitsEntry[] {
     const entries: LimitsEntry[] = []
     if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
-    for (const [key, state] of this.#keys) {
+    for (const [key, state] of [...this.#keys].reverse()) {
       const entry: LimitsEntry = { key, inFlight: state.inFlight }
       if (state.client) entry.client = { ...state.client }
       if (state.user) entry.user = { ...state.user }

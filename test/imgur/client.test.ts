@@ -81,6 +81,23 @@ test("a job's own client id replaces the configured one, and budgets are keyed b
   ])
 })
 
+test('budgetMaxEntries bounds the budget table to the most recently used credentials', async () => {
+  const headers = { 'x-ratelimit-clientremaining': '12490', 'x-ratelimit-clientreset': '3600' }
+  const { client } = await setup(() => ({ ...(success() as Exclude<Reply, string>), headers }), {
+    budgetMaxEntries: 2,
+  })
+  for (const clientId of ['job-id-1', 'job-id-2', 'job-id-3']) await client.upload({ ...input, clientId })
+  assert.deepEqual(
+    client.limits.snapshot().map((entry) => entry.key),
+    [`client:${hash('job-id-3')}`, `client:${hash('job-id-2')}`],
+  )
+  assert.throws(
+    () =>
+      createImgurClient({ apiUrl: 'http://127.0.0.1:9', timeoutMs: 1, userAgent: 't', budgetMaxEntries: 0 }),
+    { code: 'imgur_invalid_options', message: 'Expected `budgetMaxEntries` to be an integer >= 1, got `0`' },
+  )
+})
+
 test('a 200 that is not an upload is a retryable bad response, never a success', async () => {
   for (const body of [
     '<html>ok</html>',

@@ -127,3 +127,93 @@ test('snapshot lists hashed keys, the shared POST budget once, blocks and in-fli
     { key: 'account:b', blockedUntil: NOW + 1000, inFlight: 0 },
   ])
 })
+
+const keysOf = (limits: RateLimits) => limits.snapshot().map((entry) => entry.key)
+
+test('the table keeps the maxEntries most recently used keys', () => {
+  const limits = new RateLimits({ maxEntries: 3 })
+  limits.update('client:a', { client: budget(100) })
+  limits.on429('client:b', 1000, NOW)
+  reserveOk(limits, 'client:c')()
+  limits.update('client:a', { client: budget(90) }) // a is used again: b is now the oldest
+  limits.update('client:d', { client: budget(100) })
+  reserveOk(limits, 'client:e')()
+  assert.deepEqual(keysOf(limits), ['client:e', 'client:d', 'client:a'])
+  assert.equal(limits.snapshot()[2]?.client?.remaining, 90)
+  // An evicted key starts afresh: its 429 block is forgotten, not wrongly applied to another.
+  reserveOk(limits, 'client:b')()
+  assert.deepEqual(keysOf(limits), ['client:b', 'client:e', 'client:d'])
+})
+
+test('a key with uploads in flight is never evicted, so its reservations still count and release cleanly', () => {
+  const limits = new RateLimits({ maxEntries: 2 })
+  limits.update('client:b', { post: budget(1000, NOW + HOUR, 1250), client: budget(20) })
+  const first = reserveOk(limits, 'client:b')
+  const second = reserveOk(limits, 'client:b')
+  for (const key of ['client:c', 'client:d', 'client:e', 'client:f']) reserveOk(limits, key)()
+  assert.deepEqual(keysOf(limits), ['ip', 'client:f', 'client:b'])
+  assert.deepEqual(
+    limits.snapshot().map((entry) => [entry.key, entry.inFlight]),
+    [
+      ['ip', 2],
+      ['client:f', 0],
+      ['client:b', 2],
+    ],
+  )
+  first()
+  second()
+  second()
+  assert.deepEqual(
+    limits.snapshot().map((entry) => [entry.key, entry.inFlight]),
+    [
+      ['ip', 0],
+      ['client:f', 0],
+      ['client:b', 0],
+    ],
+  )
+  // Idle now, b is the least recently used and the next new key replaces it.
+  reserveOk(limits, 'client:g')()
+  assert.deepEqual(keysOf(limits), ['ip', 'client:g', 'client:f'])
+})
+
+test("evictions around a key's in-flight uploads leave its budget accounting exact", () => {
+  const limits = new RateLimits({ maxEntries: 2 })
+  limits.update('client:b', { client: budget(20) })
+  const first = reserveOk(limits, 'client:b')
+  reserveOk(limits, 'client:b')
+  for (const key of ['client:c', 'client:d', 'client:e']) reserveOk(limits, key)()
+  // Both uploads still count against b's 20 credits: a third would overdraw.
+  assert.equal(limits.reserve('client:b', NOW).ok, false)
+  first()
+  reserveOk(limits, 'client:b')
+  assert.equal(limits.reserve('client:b', NOW).ok, false)
+})
+
+test('when every key has uploads in flight the table grows by at most those, and shrinks on release', () => {
+  const limits = new RateLimits({ maxEntries: 1 })
+  const a = reserveOk(limits, 'client:a')
+  const b = reserveOk(limits, 'client:b')
+  const c = reserveOk(limits, 'client:c')
+  assert.deepEqual(keysOf(limits), ['client:c', 'client:b', 'client:a'])
+  b()
+  assert.deepEqual(keysOf(limits), ['client:c', 'client:a'])
+  c() // the only idle key goes: a is still in flight
+  assert.deepEqual(keysOf(limits), ['client:a'])
+  a()
+  reserveOk(limits, 'client:d')()
+  assert.deepEqual(keysOf(limits), ['client:d'])
+  a() // released twice after its entry is gone: nothing changes
+  assert.deepEqual(
+    limits.snapshot().map((entry) => [entry.key, entry.inFlight]),
+    [['client:d', 0]],
+  )
+})
+
+test('maxEntries is checked at construction', () => {
+  for (const maxEntries of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => new RateLimits({ maxEntries }), {
+      code: 'imgur_invalid_options',
+      message: `Expected \`maxEntries\` to be an integer >= 1, got \`${maxEntries}\``,
+    })
+  }
+})
