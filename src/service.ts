@@ -53,6 +53,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     reencodeOversized: config.reencodeOversized,
     maxInputPixels: config.maxInputPixels,
     concurrency: config.convertConcurrency,
+    timeoutMs: config.convertTimeoutMs,
   })
   const store = new JobStore({ retentionCount: config.jobRetentionCount, retentionMs: config.jobRetentionMs })
   const deps: WorkerDeps = {
