@@ -56,6 +56,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     reencodeOversized: config.reencodeOversized,
     maxInputPixels: config.maxInputPixels,
     concurrency: config.convertConcurrency,
+    timeoutMs: config.convertTimeoutMs,
   })
   const store = new JobStore({
     retentionCount: config.jobRetentionCount,

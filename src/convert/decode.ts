@@ -1,14 +1,17 @@
 /**
  * Reading images with sharp (libvips) safely: the header is judged before any pixel is decoded,
  * and every pipeline carries the pixel limit too, so a decompression bomb (a few bytes declaring
- * 50,000 × 50,000 pixels) is refused instead of exhausting memory.
+ * 50,000 × 50,000 pixels) is refused instead of exhausting memory. Every pipeline carries the
+ * preparation's deadline as well (sharp's `timeout`), so libvips stops working when it passes.
  */
 
 import { Worker } from 'node:worker_threads'
 import sharp, { type Sharp } from 'sharp'
+import { formatBytes } from '../download/body.ts'
 import type { FileKind, Sniffed } from '../download/sniff.ts'
 import { ServiceError } from '../errors.ts'
 import type { HevcReply, HevcRequest } from './heic-worker.ts'
+import { convertTimeout, type Limits, secondsLeft } from './limits.ts'
 
 export type Source = {
   bytes: Buffer
@@ -23,7 +26,7 @@ export type Source = {
   animated: boolean
   /** Has an alpha channel that is not fully opaque. */
   alpha: boolean
-  maxInputPixels: number
+  limits: Limits
   /** Pixels decoded outside libvips (HEVC HEIC), as RGBA: the pipeline reads these, not `bytes`. */
   raw?: { data: Buffer; width: number; height: number; channels: 4 }
 }
@@ -34,18 +37,27 @@ sharp.cache(false)
 /** Only these loaders have frames that are an animation; other multi-image files are read as their first image. */
 const ANIMATED_FORMATS = new Set(['webp', 'gif'])
 
-export async function inspect(bytes: Buffer, type: Sniffed, maxInputPixels: number): Promise<Source> {
+export async function inspect(bytes: Buffer, type: Sniffed, limits: Limits): Promise<Source> {
   const { name, kind } = type
+  const { maxInputPixels, signal } = limits
   const meta = await sharp(bytes, { limitInputPixels: false })
     .metadata()
     .catch((error) => {
       if (codedWithHevc(bytes)) return undefined
       throw decodeError(error, name)
     })
+  signal.throwIfAborted()
   // sharp's prebuilt libvips carries libheif with AV1 (AVIF) only, HEVC being patent-encumbered:
   // its header is read, its pixels are decoded by libheif compiled to WebAssembly instead.
   if (meta === undefined || (meta.format === 'heif' && codedWithHevc(bytes))) {
-    return inspectHevc(bytes, name, kind, maxInputPixels)
+    // The header read by libvips sizes the decoder's memory; without one, the pixel limit does.
+    const pixels = Math.min(meta ? meta.width * meta.height : maxInputPixels, maxInputPixels)
+    const memoryBytes = hevcMemoryBytes(bytes.length, pixels)
+    const raw = await decodeHevc(bytes, name, { maxInputPixels, memoryBytes, heapMb: HEVC_HEAP_MB, signal })
+    const { width, height } = raw
+    let alpha = false
+    for (let at = 3; at < raw.data.length && !alpha; at += 4) alpha = raw.data[at] !== 255
+    return { bytes, name, kind, width, height, animated: false, alpha, limits, raw }
   }
   const pages = meta.pages ?? 1
   const animated = pages > 1 && ANIMATED_FORMATS.has(meta.format)
@@ -54,8 +66,9 @@ export async function inspect(bytes: Buffer, type: Sniffed, maxInputPixels: numb
   if (pixels > maxInputPixels) {
     throw tooManyPixels(meta.width, meta.height, pixels, maxInputPixels, animated ? pages : 1)
   }
-  const source: Source = { bytes, name, kind, width, height, animated, alpha: meta.hasAlpha, maxInputPixels }
-  // Many opaque images carry an alpha channel; only real transparency needs PNG (or GIF).
+  const source: Source = { bytes, name, kind, width, height, animated, alpha: meta.hasAlpha, limits }
+  // Many opaque images carry an alpha channel; only real transparency needs PNG (or GIF). sharp's
+  // timeout does not reach stats(): one decoding pass, answered at the deadline by the preparer.
   if (source.alpha && !animated) {
     const stats = await pipeline(source)
       .stats()
@@ -68,58 +81,112 @@ export async function inspect(bytes: Buffer, type: Sniffed, maxInputPixels: numb
 }
 
 /**
+ * The decoder's WebAssembly memory: the 16 MiB it starts with, the file copied in, and the pixels
+ * (about 10 bytes a pixel measured at the peak for 3 and 12 MP photos; 16 leaves headroom).
+ */
+export const hevcMemoryBytes = (fileBytes: number, pixels: number) =>
+  32 * 2 ** 20 + 2 * fileBytes + 16 * pixels
+
+/** V8's heap in the decoder thread: libheif's JavaScript glue needs ~16 MB; pixels never go there. */
+const HEVC_HEAP_MB = 64
+
+export type HevcLimits = {
+  maxInputPixels: number
+  /** Cap on the WebAssembly memory, where libheif keeps the file and the pixels. */
+  memoryBytes: number
+  /** Cap on V8's heap in the thread (its `resourceLimits`). */
+  heapMb: number
+  signal: AbortSignal
+}
+export type HevcDecoded = { data: Buffer; width: number; height: number; channels: 4 }
+
+/**
  * Decodes a HEVC-coded HEIC with libheif (and libde265) built to WebAssembly, in a worker thread
  * of its own (see heic-worker.ts): loaded only when such a photo arrives, never blocking the
- * event loop, its memory given back when the thread ends. libheif-js writes diagnostics with
+ * event loop, its memory given back when the thread ends. The thread is terminated when `signal`
+ * aborts (deadline or caller), and bounded in memory: V8's heap by `resourceLimits`, the
+ * WebAssembly heap (where the pixels are) by `memoryBytes`. libheif-js writes diagnostics with
  * console.log; they stay in the thread instead of mixing with the service's log lines.
  */
-async function inspectHevc(bytes: Buffer, name: string, kind: FileKind, maxInputPixels: number) {
-  const request: HevcRequest = { bytes, maxInputPixels }
+export async function decodeHevc(bytes: Buffer, name: string, limits: HevcLimits): Promise<HevcDecoded> {
+  const { maxInputPixels, memoryBytes, heapMb, signal } = limits
+  signal.throwIfAborted()
+  const request: HevcRequest = { bytes, maxInputPixels, memoryBytes }
   const worker = new Worker(new URL('./heic-worker.ts', import.meta.url), {
     workerData: request,
     stdout: true,
     stderr: true,
+    // Node's default young generation alone would be 192 MB; short-lived objects here are small.
+    resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 16 },
   })
   worker.stdout.resume()
   worker.stderr.resume()
+  let abort = () => {}
   const reply = await new Promise<HevcReply>((resolve, reject) => {
+    abort = () => reject(signal.reason)
+    if (signal.aborted) return abort()
+    signal.addEventListener('abort', abort, { once: true })
     worker.once('message', resolve)
-    worker.once('error', (error) => reject(decodeError(error, name)))
+    worker.once('error', (error) => reject(workerError(error, name, heapMb)))
     worker.once('exit', () => reject(decodeError(new Error('the decoder stopped without an answer'), name)))
-  }).finally(() => worker.terminate())
+  }).finally(() => {
+    signal.removeEventListener('abort', abort)
+    return worker.terminate()
+  })
   if (!reply.ok) {
     const { width, height } = reply
     if (reply.reason === 'too-many-pixels') throw tooManyPixels(width, height, width * height, maxInputPixels)
+    if (reply.reason === 'out-of-memory') throw outOfMemory(name, `${formatBytes(memoryBytes)} budget`)
     throw decodeError(new Error('no image in the file'), name)
   }
   const { width, height } = reply
   const data = Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength)
-  let alpha = false
-  for (let at = 3; at < data.length && !alpha; at += 4) alpha = data[at] !== 255
-  const raw = { data, width, height, channels: 4 as const }
-  return { bytes, name, kind, width, height, animated: false, alpha, maxInputPixels, raw }
+  return { data, width, height, channels: 4 }
+}
+
+const outOfMemory = (name: string, budget: string, cause?: unknown) =>
+  new ServiceError(
+    'convert_out_of_memory',
+    `decoding the ${name} image needed more memory than its ${budget}`,
+    {
+      cause,
+    },
+  )
+
+function workerError(error: Error & { code?: string }, name: string, heapMb: number) {
+  // The thread reached its V8 heap limit and was stopped by Node: the process is unharmed.
+  if (error.code === 'ERR_WORKER_OUT_OF_MEMORY')
+    return outOfMemory(name, `${heapMb} MB JavaScript heap`, error)
+  return decodeError(error, name)
 }
 
 /** A fresh pipeline over the source: oriented, limited, all frames when animated. */
 export function pipeline(source: Source): Sharp {
   if (source.raw) {
     const { data, ...raw } = source.raw
-    return sharp(data, { raw, limitInputPixels: source.maxInputPixels })
+    return sharp(data, { raw, limitInputPixels: source.limits.maxInputPixels }).timeout({
+      seconds: secondsLeft(source.limits),
+    })
   }
   return sharp(source.bytes, {
     autoOrient: true,
-    limitInputPixels: source.maxInputPixels,
+    limitInputPixels: source.limits.maxInputPixels,
     // Lenient enough for the small flaws real photos carry, strict on broken data.
     failOn: 'error',
     animated: source.animated,
-  })
+  }).timeout({ seconds: secondsLeft(source.limits) })
 }
 
-/** Runs an encode and turns libvips' failures into reasons a user can act on. */
+/** Runs an encode within the source's limits and turns libvips' failures into reasons a user can act on. */
 export async function encode(source: Source, build: (image: Sharp) => Sharp): Promise<Buffer> {
+  const { signal, timeoutMs } = source.limits
+  signal.throwIfAborted()
   try {
     return await build(pipeline(source)).toBuffer()
   } catch (error) {
+    if (signal.aborted) throw signal.reason
+    // libvips stopped by sharp's timeout: "timeout: 42% complete".
+    if (error instanceof Error && /^timeout: /.test(error.message)) throw convertTimeout(timeoutMs, error)
     throw decodeError(error, source.name)
   }
 }

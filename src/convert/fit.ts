@@ -61,14 +61,14 @@ export const imageTooLarge = (message: string) => new ServiceError('image_too_la
 
 /**
  * The first encoding when it fits `maxBytes`; otherwise, with `shrink`, the first step of the
- * quality-then-size ladder that fits. `shrunk` tells whether the ladder was needed.
+ * quality-then-size ladder that fits. `shrunk` tells whether the ladder was needed. Every step
+ * runs within the source's limits: past the deadline no further step starts.
  */
 export async function encodeToFit(
   source: Source,
   mime: string,
   maxBytes: number,
   shrink: boolean,
-  signal?: AbortSignal,
 ): Promise<Encoded & { shrunk: boolean }> {
   const { steps, smallest } = firstSteps(source, mime)
   let best: Encoded | undefined
@@ -88,14 +88,12 @@ export async function encodeToFit(
   const { quality, scaled } = fallbackSteps(source)
   let size = first.bytes.length
   for (const step of quality) {
-    signal?.throwIfAborted()
     const out = await run(source, step)
     if (out.bytes.length <= maxBytes) return { ...out, shrunk: true }
     size = out.bytes.length
   }
   let scale = 1
   for (let i = 0; i < SCALE_STEPS && source.width * scale > 1; i += 1) {
-    signal?.throwIfAborted()
     // Encoded size goes roughly with the pixel count, so the side goes with its square root.
     scale *= Math.min(0.9, Math.sqrt(maxBytes / size) * 0.95)
     const out = await run(source, scaled, scale)

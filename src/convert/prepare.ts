@@ -2,11 +2,13 @@
  * Turns a downloaded image into what is uploaded: as is when Imgur takes it (no decoding at
  * all), converted when Imgur refuses its format (WebP, AVIF, HEIC/HEIF), re-encoded when it is
  * over Imgur's byte cap. Decoding is the costly part (CPU, and up to ~4 bytes a pixel), so only
- * `concurrency` images are decoded at once, whatever the worker pool's size.
+ * `concurrency` images are decoded at once, whatever the worker pool's size, and each preparation
+ * has a deadline (`timeoutMs`) that covers its wait for a slot too.
  */
 import { formatBytes } from '../download/body.ts'
 import { refusedImage, type Sniffed } from '../download/sniff.ts'
 import { ServiceError } from '../errors.ts'
+import { convertBusy, convertTimeout, type Limits, startDeadline } from './limits.ts'
 
 export type PrepareOptions = {
   /** The largest image ever sent to Imgur. */
@@ -15,6 +17,8 @@ export type PrepareOptions = {
   reencodeOversized: boolean
   maxInputPixels: number
   concurrency: number
+  /** Deadline of one preparation: waiting for a slot, decoding and every encoding attempt. */
+  timeoutMs: number
 }
 
 /** What will be uploaded, and what was done to get it (absent when nothing was). */
@@ -26,24 +30,31 @@ export type Prepared = {
   reencoded?: { fromBytes: number; toBytes: number }
 }
 
-export type Preparer = { prepare(bytes: Buffer, type: Sniffed, signal?: AbortSignal): Promise<Prepared> }
+export type Preparer = {
+  prepare(bytes: Buffer, type: Sniffed, signal?: AbortSignal): Promise<Prepared>
+  /** Preparations holding a slot, and waiting for one. */
+  readonly active: number
+  readonly waiting: number
+  /** Settles once no preparation runs or waits (one past its deadline may run on until libvips stops). */
+  onIdle(): Promise<void>
+}
 
 export function createPreparer(options: PrepareOptions): Preparer {
-  for (const key of ['maxImageBytes', 'maxInputPixels', 'concurrency'] as const) {
+  for (const key of ['maxImageBytes', 'maxInputPixels', 'concurrency', 'timeoutMs'] as const) {
     if (!Number.isSafeInteger(options[key]) || options[key] < 1) {
       throw new TypeError(`Expected \`${key}\` to be an integer >= 1, got \`${options[key]}\``)
     }
   }
-  const { maxImageBytes } = options
+  const { maxImageBytes, timeoutMs } = options
   const limit = createLimit(options.concurrency)
 
-  async function transform(bytes: Buffer, type: Sniffed, signal?: AbortSignal): Promise<Prepared> {
-    signal?.throwIfAborted()
+  async function transform(bytes: Buffer, type: Sniffed, limits: Limits): Promise<Prepared> {
+    limits.signal.throwIfAborted()
     // sharp (libvips, ~10 MB resident) is loaded the first time an image needs decoding, not before.
     const [{ inspect }, { encodeToFit }] = await Promise.all([import('./decode.ts'), import('./fit.ts')])
-    const source = await inspect(bytes, type, options.maxInputPixels)
+    const source = await inspect(bytes, type, limits)
     const oversized = bytes.length > maxImageBytes
-    const out = await encodeToFit(source, type.mime, maxImageBytes, options.reencodeOversized, signal)
+    const out = await encodeToFit(source, type.mime, maxImageBytes, options.reencodeOversized)
     const prepared: Prepared = { bytes: out.bytes, mime: out.mime, ext: out.ext }
     if (out.mime !== type.mime) prepared.converted = { from: type.mime, to: out.mime }
     if (oversized || out.shrunk) prepared.reencoded = { fromBytes: bytes.length, toBytes: out.bytes.length }
@@ -67,24 +78,101 @@ export function createPreparer(options: PrepareOptions): Preparer {
             `animated PNG ${over}; it cannot be re-encoded and stay animated`,
           )
       }
-      return limit(() => transform(bytes, type, signal))
+      let started = false
+      const timeout = () =>
+        started ? convertTimeout(timeoutMs) : convertBusy(timeoutMs, options.concurrency)
+      const { signal: bounded, deadline, clear } = startDeadline(timeoutMs, timeout, signal)
+      const limits: Limits = { maxInputPixels: options.maxInputPixels, signal: bounded, deadline, timeoutMs }
+      const work = limit.run(() => {
+        started = true
+        return transform(bytes, type, limits)
+      }, bounded)
+      try {
+        return await untilAborted(work, bounded)
+      } finally {
+        clear()
+      }
     },
+    get active() {
+      return limit.active
+    },
+    get waiting() {
+      return limit.waiting
+    },
+    onIdle: () => limit.onIdle(),
   }
 }
 
-/** At most `size` calls of `fn` run at once; the others wait their turn, first come first served. */
+/**
+ * `work`'s outcome, or the signal's reason as soon as it aborts: the caller is answered at the
+ * deadline even while a libvips call winds down (sharp's timeout counts whole seconds, so up to
+ * one more); the work keeps its slot until it has really stopped.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  // Past the deadline nobody awaits the work any more; its failure must not go unhandled.
+  work.catch(() => {})
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason)
+    if (signal.aborted) return abort()
+    signal.addEventListener('abort', abort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
+  })
+}
+
+/**
+ * At most `size` calls of `fn` run at once; the others wait their turn, first come first served.
+ * A waiter whose signal aborts leaves the queue at once (rejecting with the signal's reason), so it
+ * never takes a slot; a slot is released only when its `fn` settles.
+ */
 export function createLimit(size: number) {
   let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active >= size) await new Promise<void>((resolve) => waiting.push(resolve))
-    else active += 1
+  const waiting = new Set<() => void>()
+  const idle: Array<() => void> = []
+  function release() {
+    const [next] = waiting
+    if (next) {
+      waiting.delete(next)
+      next()
+      return
+    }
+    active -= 1
+    if (active === 0) for (const resolve of idle.splice(0)) resolve()
+  }
+  async function run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted()
+    if (active < size) active += 1
+    else {
+      // The slot is handed over by release(): `active` stays the same.
+      await new Promise<void>((resolve, reject) => {
+        const abort = () => {
+          waiting.delete(granted)
+          reject(signal?.reason)
+        }
+        const granted = () => {
+          signal?.removeEventListener('abort', abort)
+          resolve()
+        }
+        waiting.add(granted)
+        signal?.addEventListener('abort', abort, { once: true })
+      })
+    }
     try {
       return await fn()
     } finally {
-      const next = waiting.shift()
-      if (next) next()
-      else active -= 1
+      release()
     }
+  }
+  return {
+    run,
+    get active() {
+      return active
+    },
+    get waiting() {
+      return waiting.size
+    },
+    onIdle(): Promise<void> {
+      if (active === 0) return Promise.resolve()
+      return new Promise<void>((resolve) => idle.push(resolve))
+    },
   }
 }

@@ -91,6 +91,11 @@ export const heicPhoto = () => readFileSync(new URL('../fixtures/photo.heic', im
  * offset moved by 10 bytes): shown 48 × 64, blue on top. `heif-info` reads it as 48x64.
  */
 export const heicPhotoRotated = () => readFileSync(new URL('../fixtures/photo-rotated.heic', import.meta.url))
+/**
+ * A real HEVC HEIC of 2000 × 1500 pixels in one flat colour (#3366cc): made like `heicPhoto()`, 2.3 KB
+ * on disk yet 3 megapixels to decode (its decoder's WebAssembly memory peaks near 24 MiB).
+ */
+export const heicLarge = () => readFileSync(new URL('../fixtures/photo-3mp.heic', import.meta.url))
 
 /**
  * A HEIC laid out as phones make it (one `hvc1` item with a valid `hvcC`), with a few bytes of
