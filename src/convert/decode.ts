@@ -7,9 +7,9 @@
 
 import { Worker } from 'node:worker_threads'
 import sharp, { type Sharp } from 'sharp'
-import { formatBytes } from '../download/body.ts'
-import type { FileKind, Sniffed } from '../download/sniff.ts'
 import { ServiceError } from '../errors.ts'
+import type { FileKind, Sniffed } from '../media.ts'
+import { formatBytes } from '../units.ts'
 import type { HevcReply, HevcRequest } from './heic-worker.ts'
 import { convertTimeout, type Limits, secondsLeft } from './limits.ts'
 

@@ -4,8 +4,8 @@
  * the metadata, GPS included); the ICC profile is kept, so colours do not shift.
  */
 import type { Sharp } from 'sharp'
-import { formatBytes } from '../download/body.ts'
 import { ServiceError } from '../errors.ts'
+import { formatBytes } from '../units.ts'
 import { encode, type Source } from './decode.ts'
 
 export type Encoded = { bytes: Buffer; mime: string; ext: string }

@@ -5,9 +5,10 @@
  * `concurrency` images are decoded at once, whatever the worker pool's size, and each preparation
  * has a deadline (`timeoutMs`) that covers its wait for a slot too.
  */
-import { formatBytes } from '../download/body.ts'
-import { refusedImage, type Sniffed } from '../download/sniff.ts'
+
 import { ServiceError } from '../errors.ts'
+import { refusedImage, type Sniffed } from '../media.ts'
+import { formatBytes } from '../units.ts'
 import { convertBusy, convertTimeout, type Limits, startDeadline } from './limits.ts'
 
 export type PrepareOptions = {

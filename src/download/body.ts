@@ -1,18 +1,7 @@
 import { pipeline as pipelineStreams, type Readable, type Transform } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { ServiceError } from '../errors.ts'
-
-/** "10 MiB", "1.5 KiB", "1000 bytes": caps are shown to API users. */
-export function formatBytes(bytes: number): string {
-  for (const [unit, size] of [
-    ['GiB', 2 ** 30],
-    ['MiB', 2 ** 20],
-    ['KiB', 2 ** 10],
-  ] as const) {
-    if (bytes >= size) return `${Number((bytes / size).toFixed(1))} ${unit}`
-  }
-  return `${bytes} bytes`
-}
+import { formatBytes } from '../units.ts'
 
 export const tooLarge = (maxBytes: number) =>
   new ServiceError('download_too_large', `image is larger than the ${formatBytes(maxBytes)} limit`)

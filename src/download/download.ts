@@ -1,11 +1,13 @@
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { request } from 'undici'
 import { isServiceError, ServiceError } from '../errors.ts'
+import type { Sniffed } from '../media.ts'
+import { formatBytes } from '../units.ts'
 import { checkHost, checkUrl, isBlockedAddress, originOf } from './address.ts'
-import { collectCapped, decodedChunks, decoderFor, formatBytes, readHead, tooLarge } from './body.ts'
+import { collectCapped, decodedChunks, decoderFor, readHead, tooLarge } from './body.ts'
 import { type AddressPolicy, createAgent, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
-import { classify, type Sniffed, sniffVideo } from './sniff.ts'
+import { classify, sniffVideo } from './sniff.ts'
 import { createDeadline, type VideoStream, videoStream } from './video.ts'
 
 export type DownloadOptions = {

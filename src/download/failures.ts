@@ -1,9 +1,5 @@
 import { ServiceError } from '../errors.ts'
-
-/** "30 s", "1.5 s", "300 ms". */
-export function formatDuration(ms: number): string {
-  return ms >= 1000 ? `${Number((ms / 1000).toFixed(1))} s` : `${ms} ms`
-}
+import { formatDuration } from '../units.ts'
 
 type Context = { url: URL; reading: boolean; timeoutMs: number; timedOut: boolean }
 

@@ -1,13 +1,6 @@
 import { fileTypeFromBuffer } from 'file-type'
 import { ServiceError } from '../errors.ts'
-
-export type ImageType = { mime: string; ext: string }
-/**
- * `image`: Imgur's `image` field takes it as is; `convertible`: Imgur refuses it, but it can be
- * converted to a format Imgur takes; `video`: Imgur's `video` field takes it.
- */
-export type FileKind = 'image' | 'convertible' | 'video'
-export type Sniffed = ImageType & { kind: FileKind; name: string }
+import { type FileKind, type ImageType, refusedImage, type Sniffed } from '../media.ts'
 
 const of = (kind: FileKind, mime: string, ext: string, name: string): Sniffed => ({ kind, mime, ext, name })
 
@@ -34,7 +27,6 @@ const REFUSED_NAMES: Record<string, string> = { ico: 'ICO', cur: 'ICO' }
 
 const unsupported = (message: string) => new ServiceError('unsupported_format', message)
 const notAnImage = (what: string) => new ServiceError('not_an_image', `not an image: ${what}`)
-export const refusedImage = (name: string) => unsupported(`${name} images are not accepted by Imgur's API`)
 
 /**
  * Decides by magic bytes what the downloaded bytes are, never by Content-Type or extension.

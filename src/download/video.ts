@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import { ServiceError } from '../errors.ts'
-import { formatBytes, type Head } from './body.ts'
+import { formatBytes } from '../units.ts'
+import type { Head } from './body.ts'
 
 export const videoTooLarge = (maxBytes: number) =>
   new ServiceError('download_too_large', `video is larger than the ${formatBytes(maxBytes)} limit`)

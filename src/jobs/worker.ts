@@ -10,10 +10,10 @@
 import { createHash } from 'node:crypto'
 import type { Prepared, Preparer } from '../convert/prepare.ts'
 import type { Downloader, Opened } from '../download/download.ts'
-import { formatDuration } from '../download/failures.ts'
 import { ServiceError } from '../errors.ts'
 import type { ImgurClient } from '../imgur/client.ts'
-import { raceSignal } from '../imgur/http.ts'
+import { raceSignal } from '../signals.ts'
+import { formatDuration } from '../units.ts'
 import type { Item, Job } from './model.ts'
 import type { Uploads } from './uploads.ts'
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { formatBytes } from '../../src/download/body.ts'
-import { classifyError, formatDuration } from '../../src/download/failures.ts'
+import { classifyError } from '../../src/download/failures.ts'
+import { formatBytes, formatDuration } from '../../src/units.ts'
 
 const context = {
   url: new URL('https://img.example/a.png'),

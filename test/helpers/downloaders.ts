@@ -4,8 +4,8 @@
  */
 import { after, before } from 'node:test'
 import { createDownloader, type Downloader, type DownloadOptions } from '../../src/download/download.ts'
-import { refusedImage } from '../../src/download/sniff.ts'
 import { ServiceError } from '../../src/errors.ts'
+import { refusedImage } from '../../src/media.ts'
 import { type Origin, startOrigin } from './origin.ts'
 
 export const TEST_USER_AGENT = 'imgur-upload-service/0.1 (+test)'
