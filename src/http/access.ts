@@ -23,9 +23,6 @@ declare module 'fastify' {
   }
 }
 
-/** The `API_KEYS` form of a key: the lower-case hex SHA-256 of its text. */
-export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex')
-
 /** Who a request counts against: its key name, or its IP address when API keys are off. */
 export const clientOf = (request: FastifyRequest): string => request.owner ?? request.ip
 
