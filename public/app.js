@@ -1,5 +1,6 @@
 // The page: check pasted URLs, submit them, follow each job over Server-Sent Events, and keep a
 // gallery of everything uploaded. Plain DOM; text is only ever set with textContent.
+// Every API request goes through api(), which sends the API key when the service wants one.
 import { checkLines, readLines } from './checks.js'
 
 const $ = (id) => document.getElementById(id)
@@ -9,8 +10,47 @@ const fileInput = $('file')
 const clientIdBox = $('client-id')
 const submitButton = $('submit')
 const errorBox = $('error')
+const keyBox = $('api-key')
+const keyError = $('api-key-error')
 const MAX_FILE_BYTES = 4 * 1024 * 1024
 const SHOWN_CHECKS = 10
+const KEY_ITEM = 'imgur-upload:api-key'
+const RECONNECT_MS = 3000
+
+// The key lives in this tab's sessionStorage: it survives a reload, not the tab. Where storage is
+// refused (some privacy settings throw on access) it lives in this page only.
+let apiKey = ''
+try {
+  apiKey = sessionStorage.getItem(KEY_ITEM) ?? ''
+} catch {}
+
+function saveKey(value) {
+  apiKey = value
+  try {
+    if (value === '') sessionStorage.removeItem(KEY_ITEM)
+    else sessionStorage.setItem(KEY_ITEM, value)
+  } catch {}
+}
+
+/** fetch() for the API: the key goes as `Authorization: Bearer` when one is set. */
+function api(path, init = {}) {
+  const headers = new Headers(init.headers)
+  if (apiKey !== '') headers.set('authorization', `Bearer ${apiKey}`)
+  return fetch(path, { ...init, headers })
+}
+
+/** After a 401: show the key field and say what is wrong; `focus` only when the person just acted. */
+function askForKey(focus) {
+  $('access').hidden = false
+  keyError.textContent =
+    apiKey === ''
+      ? 'This service needs an API key: enter it here.'
+      : 'The service refused this API key: check it, or ask for a new one.'
+  keyError.hidden = false
+  if (focus) keyBox.focus()
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 function element(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props)
@@ -91,12 +131,13 @@ async function submit(event) {
   if (clientIdBox.value.trim() !== '') body.clientId = clientIdBox.value.trim()
   submitButton.disabled = true
   try {
-    const response = await fetch('/v1/images/upload', {
+    const response = await api('/v1/images/upload', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     })
     const answer = await response.json().catch(() => ({}))
+    if (response.status === 401) return askForKey(true)
     if (response.status !== 202) {
       return showError({ message: `The service answered HTTP ${response.status}.`, ...answer }, lines)
     }
@@ -123,47 +164,109 @@ function followJob(jobId, sent) {
   const shown = new Set()
   const links = []
   q('.copy').addEventListener('click', () => copyLinks(links, q('.copy-result')))
-  const source = new EventSource(`/v1/images/upload/${encodeURIComponent(jobId)}/events`)
-  source.addEventListener('status', (event) => {
-    const status = JSON.parse(event.data)
-    const { complete, failed } = status.uploaded
-    const total = status.items.length
-    const done = complete.length + failed.length
-    q('.job-title').textContent = title(total) // duplicates were merged by the server
-    Object.assign(q('.job-progress'), { max: total, value: done })
-    q('.job-counts').textContent =
-      status.status === 'complete'
-        ? `Finished: ${complete.length} uploaded, ${failed.length} failed.`
-        : `${done} of ${total} done: ${complete.length} uploaded, ${failed.length} failed.`
-    status.items.forEach((item, index) => {
-      if (item.state === 'pending' || shown.has(index)) return
-      shown.add(index)
-      if (item.state === 'complete') {
-        links.push(item.link)
-        q('.job-links').append(thumb(item.link, `Uploaded from ${item.url}`))
-      } else {
-        const reason = element(
-          'span',
-          { className: 'reason' },
-          `${item.reason.message} (${item.reason.code})`,
-        )
-        q('.failures').append(element('li', {}, element('code', {}, item.url), ': ', reason))
+  void watchJob(
+    jobId,
+    (status) => {
+      const { complete, failed } = status.uploaded
+      const total = status.items.length
+      const done = complete.length + failed.length
+      q('.job-title').textContent = title(total) // duplicates were merged by the server
+      Object.assign(q('.job-progress'), { max: total, value: done })
+      q('.job-counts').textContent =
+        status.status === 'complete'
+          ? `Finished: ${complete.length} uploaded, ${failed.length} failed.`
+          : `${done} of ${total} done: ${complete.length} uploaded, ${failed.length} failed.`
+      status.items.forEach((item, index) => {
+        if (item.state === 'pending' || shown.has(index)) return
+        shown.add(index)
+        if (item.state === 'complete') {
+          links.push(item.link)
+          q('.job-links').append(thumb(item.link, `Uploaded from ${item.url}`))
+        } else {
+          const reason = element(
+            'span',
+            { className: 'reason' },
+            `${item.reason.message} (${item.reason.code})`,
+          )
+          q('.failures').append(element('li', {}, element('code', {}, item.url), ': ', reason))
+        }
+      })
+      q('.copy').disabled = links.length === 0
+      card.dataset.status = status.status
+      if (status.status === 'complete') refreshGallery()
+    },
+    (why) => {
+      q('.job-counts').textContent = why
+    },
+  )
+}
+
+/**
+ * Follows a job's status stream until `complete`. Server-Sent Events are read with fetch(), since
+ * EventSource cannot send the API key; like EventSource it reconnects after a break while the
+ * service is away, and gives up on an answer that is not a stream (calling `lost`).
+ */
+async function watchJob(jobId, onStatus, lost) {
+  const url = `/v1/images/upload/${encodeURIComponent(jobId)}/events`
+  for (;;) {
+    let response
+    try {
+      response = await api(url, { headers: { accept: 'text/event-stream' }, cache: 'no-store' })
+      if (response.status === 401) {
+        askForKey(false)
+        return lost('Lost track of this job: the service wants a valid API key.')
       }
-    })
-    q('.copy').disabled = links.length === 0
-    card.dataset.status = status.status
-    // The server ends the stream after `complete`; closing first stops EventSource reconnecting.
-    if (status.status === 'complete') {
-      source.close()
-      refreshGallery()
+      const stream = response.ok && response.headers.get('content-type')?.startsWith('text/event-stream')
+      // Too many streams or a service about to restart: wait as asked and try again.
+      if (!stream && response.status !== 429 && response.status !== 503) {
+        return lost('Lost track of this job (the service is gone or forgot it).')
+      }
+      if (stream && (await readEvents(response, onStatus))) return
+    } catch {
+      // The connection failed or broke off: try again, as EventSource would.
     }
-  })
-  source.addEventListener('error', () => {
-    // While the service is reachable EventSource reconnects by itself; CLOSED means it gave up.
-    if (source.readyState === EventSource.CLOSED) {
-      q('.job-counts').textContent = 'Lost track of this job (the service is gone or forgot it).'
+    const asked = Number(response?.headers.get('retry-after'))
+    await sleep(asked > 0 ? Math.min(asked, 60) * 1000 : RECONNECT_MS)
+  }
+}
+
+/** Calls `onStatus` with each `status` event; true once one says `complete`, false if the stream ends first. */
+async function readEvents(response, onStatus) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  try {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return false
+      // A CRLF split across two chunks is joined here before it is replaced.
+      buffer = (buffer + value).replaceAll('\r\n', '\n')
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const event = parseEvent(buffer.slice(0, end))
+        buffer = buffer.slice(end + 2)
+        if (event?.name !== 'status') continue
+        const status = JSON.parse(event.data)
+        onStatus(status)
+        if (status.status === 'complete') return true
+      }
     }
-  })
+  } finally {
+    reader.cancel().catch(() => {})
+  }
+}
+
+/** One SSE block (https://html.spec.whatwg.org/multipage/server-sent-events.html): its type and data. */
+function parseEvent(block) {
+  let name = 'message'
+  const data = []
+  for (const line of block.split('\n')) {
+    const colon = line.indexOf(':')
+    if (colon === 0) continue
+    const field = colon < 0 ? line : line.slice(0, colon)
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+    if (field === 'event') name = value
+    else if (field === 'data') data.push(value)
+  }
+  return data.length > 0 ? { name, data: data.join('\n') } : undefined
 }
 
 async function copyLinks(links, result) {
@@ -186,21 +289,32 @@ async function copyLinks(links, result) {
 }
 
 // `uploaded` only grows, so new links are the tail; refreshes are chained so two never interleave.
+// With API keys it lists the key's own links, so another key starts it afresh (`restart`).
 let galleryShown = 0
 let galleryQueue = Promise.resolve()
-function refreshGallery() {
-  galleryQueue = galleryQueue.then(async () => {
-    const response = await fetch('/v1/images', { cache: 'no-store' }).catch(() => undefined)
-    if (!response?.ok) return
-    const { uploaded } = await response.json()
-    const gallery = $('gallery')
-    if (uploaded.length < galleryShown) gallery.replaceChildren()
-    for (const link of uploaded.slice(uploaded.length < galleryShown ? 0 : galleryShown)) {
-      gallery.prepend(thumb(link, `Uploaded image ${link}`))
-    }
-    galleryShown = uploaded.length
-    $('gallery-empty').hidden = uploaded.length > 0
-  })
+function refreshGallery(restart = false) {
+  const gallery = $('gallery')
+  galleryQueue = galleryQueue
+    .then(async () => {
+      if (restart) {
+        gallery.replaceChildren()
+        galleryShown = 0
+        $('gallery-empty').hidden = false
+      }
+      const response = await api('/v1/images', { cache: 'no-store' }).catch(() => undefined)
+      if (response?.status === 401) return askForKey(false)
+      if (!response?.ok) return
+      const { uploaded } = await response.json()
+      const shrunk = uploaded.length < galleryShown
+      if (shrunk) gallery.replaceChildren()
+      for (const link of uploaded.slice(shrunk ? 0 : galleryShown)) {
+        gallery.prepend(thumb(link, `Uploaded image ${link}`))
+      }
+      galleryShown = uploaded.length
+      $('gallery-empty').hidden = uploaded.length > 0
+    })
+    // A failed refresh must not stop the ones chained after it.
+    .catch(() => {})
 }
 
 urlsBox.addEventListener('input', renderChecks)
@@ -222,6 +336,20 @@ urlsBox.addEventListener('drop', async (event) => {
   if (!carriesFiles(event)) return
   event.preventDefault()
   await readFiles([...event.dataTransfer.files])
+})
+keyBox.value = apiKey
+if (apiKey !== '') $('access').hidden = false
+// `change`, not `input`: the key is tried once it is entered, not at every keystroke.
+keyBox.addEventListener('change', () => {
+  const value = keyBox.value.trim()
+  if (value !== '' && !/^[\x21-\x7E]+$/.test(value)) {
+    keyError.textContent = 'An API key has no spaces or accented letters: check what was pasted.'
+    keyError.hidden = false
+    return
+  }
+  keyError.hidden = true
+  saveKey(value)
+  refreshGallery(true)
 })
 renderChecks()
 refreshGallery()

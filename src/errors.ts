@@ -10,6 +10,8 @@ export type ServiceErrorOptions = {
   details?: Record<string, unknown>
   /** A wait the remote side asked for (rate limits); the retry policy honours it. */
   retryAfterMs?: number
+  /** Headers the HTTP answer carries (WWW-Authenticate on a 401, RateLimit-* on a 429). */
+  headers?: Record<string, string>
   cause?: unknown
 }
 
@@ -20,6 +22,7 @@ export class ServiceError extends Error {
   readonly statusCode: number | undefined
   readonly details: Record<string, unknown> | undefined
   readonly retryAfterMs: number | undefined
+  readonly headers: Record<string, string> | undefined
 
   constructor(code: string, message: string, options: ServiceErrorOptions = {}) {
     super(message, { cause: options.cause })
@@ -28,6 +31,7 @@ export class ServiceError extends Error {
     this.statusCode = options.statusCode
     this.details = options.details
     this.retryAfterMs = options.retryAfterMs
+    this.headers = options.headers
   }
 }
 

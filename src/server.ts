@@ -30,6 +30,12 @@ if (config.imgurMode === 'sandbox') {
     'SANDBOX MODE: no IMGUR_CLIENT_ID or IMGUR_API_URL is set, so uploads go to the built-in Imgur sandbox, not to Imgur',
   )
 }
+if (config.apiKeys.size === 0) {
+  log.warn(
+    { submitRateLimit: config.submitRateLimit, dailyUrlQuota: config.dailyUrlQuota },
+    'OPEN ACCESS: API_KEYS is not set, so anyone who reaches the service may use /v1; limits apply per client IP',
+  )
+} else log.info({ apiKeys: [...config.apiKeys.keys()] }, 'API keys required on /v1')
 if (config.fetchAllowPrivateNetworks) {
   log.warn('FETCH_ALLOW_PRIVATE_NETWORKS is on: downloads may reach loopback and private addresses')
 }

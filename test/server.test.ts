@@ -54,6 +54,12 @@ test('without credentials it runs against the sandbox, says so, and drains on SI
   assert.ok(base)
   assert.ok(server.lines.some((line) => /SANDBOX MODE/.test(String(line.msg))))
   assert.ok(server.lines.some((line) => /FETCH_ALLOW_PRIVATE_NETWORKS is on/.test(String(line.msg))))
+  assert.ok(
+    server.lines.some(
+      (line) => line.level === 40 && /^OPEN ACCESS: API_KEYS is not set/.test(String(line.msg)),
+    ),
+    'an open API is a warning',
+  )
 
   const post = async (urls: string[]) => {
     const response = await request(`${base}/v1/images/upload`, {

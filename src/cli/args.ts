@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 export const USAGE = `Usage: imgur-upload [options] <url>...
        imgur-upload [options] --file urls.txt
        some-command | imgur-upload [options] -
+       imgur-upload keygen [name]
 
 Uploads images to Imgur through an imgur-upload service: submits the URLs as one job, shows its
 progress, then prints each URL with its Imgur link or the reason it failed.
@@ -13,19 +14,34 @@ Options:
   -f, --file <path>     read URLs from a file, one per line ("-" for standard input);
                         blank lines and lines starting with # are ignored
   -s, --server <url>    the service (default: $IMGUR_UPLOAD_SERVER or http://localhost:3000)
+      --api-key <key>   the API key (sent as a Bearer token) of a service that sets API_KEYS
+                        (default: $IMGUR_UPLOAD_API_KEY)
       --client-id <id>  upload this job with your own Imgur client id
       --json            print the job's final status document as JSON instead of lines
   -h, --help            show this help
 
+Commands:
+  keygen [name]         print a new random API key and the service's API_KEYS entry for it,
+                        name:sha256hex (the name defaults to "default")
+
 Exit status: 0 every image uploaded, 1 some failed, 2 usage, connection or service errors.
 `
 
-export type CliOptions = {
-  urls: string[]
-  server: string
-  clientId: string | undefined
-  json: boolean
-}
+export type CliOptions =
+  | {
+      command: 'upload'
+      urls: string[]
+      server: string
+      apiKey: string | undefined
+      clientId: string | undefined
+      json: boolean
+    }
+  | { command: 'keygen'; name: string }
+
+/** The service's rule for key names (API_KEYS entries are `name:sha256hex`). */
+const KEY_NAME = /^[\w.-]{1,64}$/
+/** What an HTTP header may carry without quoting: visible ASCII. */
+const HEADER_SAFE = /^[\x21-\x7E]+$/
 
 /** A mistake in how the command was called: reported with the usage hint, exit status 2. */
 export class UsageError extends Error {
@@ -54,6 +70,7 @@ export async function parseCli(
   }
   const { values, positionals } = parsed
   if (values.help) return 'help'
+  if (positionals[0] === 'keygen') return keygenOptions(argv, positionals.slice(1))
 
   const server = values.server ?? env.IMGUR_UPLOAD_SERVER ?? 'http://localhost:3000'
   const url = URL.parse(server)
@@ -61,6 +78,11 @@ export async function parseCli(
     throw new UsageError(`--server must be an http(s) URL, got ${JSON.stringify(server)}`)
   }
   if (values['client-id'] === '') throw new UsageError('--client-id must not be empty')
+  // An empty variable counts as unset; an empty --api-key is a mistake.
+  const apiKey = values['api-key'] ?? (env.IMGUR_UPLOAD_API_KEY || undefined)
+  if (apiKey !== undefined && !HEADER_SAFE.test(apiKey)) {
+    throw new UsageError('--api-key must be visible ASCII characters without spaces (as keygen prints them)')
+  }
 
   const sources = [...(values.file ?? []), ...positionals.filter((arg) => arg === '-')]
   if (sources.filter((source) => source === '-').length > 1)
@@ -71,7 +93,26 @@ export async function parseCli(
     urls.push(...readUrlLines(text))
   }
   if (urls.length === 0) throw new UsageError('no URLs given')
-  return { urls, server: url.href.replace(/\/+$/, ''), clientId: values['client-id'], json: values.json }
+  return {
+    command: 'upload',
+    urls,
+    server: url.href.replace(/\/+$/, ''),
+    apiKey,
+    clientId: values['client-id'],
+    json: values.json,
+  }
+}
+
+function keygenOptions(argv: string[], names: string[]): CliOptions {
+  if (argv.some((arg) => arg.startsWith('-'))) throw new UsageError('keygen takes no options, only a name')
+  if (names.length > 1) throw new UsageError('keygen takes one name')
+  const name = names[0] ?? 'default'
+  if (!KEY_NAME.test(name)) {
+    throw new UsageError(
+      `a key name is 1 to 64 letters, digits, \`.\`, \`_\` or \`-\`, got ${JSON.stringify(name)}`,
+    )
+  }
+  return { command: 'keygen', name }
 }
 
 function parse(argv: string[]) {
@@ -81,6 +122,7 @@ function parse(argv: string[]) {
     options: {
       file: { type: 'string', short: 'f', multiple: true },
       server: { type: 'string', short: 's' },
+      'api-key': { type: 'string' },
       'client-id': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },

@@ -8,6 +8,9 @@ import type { JobView } from '../jobs/model.ts'
 const POLL_MS = 500
 const POLL_FAILURES = 3
 
+/** Where the service is, and the API key to send it (when it sets API_KEYS). */
+export type Service = { server: string; apiKey: string | undefined }
+
 /** The service could not be reached or refused the request: exit status 2. */
 export class ServiceProblem extends Error {
   override name = 'ServiceProblem'
@@ -19,14 +22,15 @@ type ErrorBody = {
   details?: { invalid?: Array<{ index: number; reason: string }> }
 }
 
-export async function submitJob(server: string, urls: string[], clientId?: string): Promise<string> {
-  const response = await request(server, '/v1/images/upload', {
+export async function submitJob(service: Service, urls: string[], clientId?: string): Promise<string> {
+  const response = await request(service, '/v1/images/upload', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(clientId === undefined ? { urls } : { urls, clientId }),
   })
   const body = (await response.json().catch(() => ({}))) as ErrorBody & { jobId?: string }
   if (response.status === 202 && typeof body.jobId === 'string') return body.jobId
+  if (response.status === 401) throw unauthorized(service, body)
   const lines = (body.details?.invalid ?? []).map(
     ({ index, reason }) => `\n  ${urls[index] ?? `#${index}`}: ${reason}`,
   )
@@ -38,18 +42,18 @@ export async function submitJob(server: string, urls: string[], clientId?: strin
 
 /** Calls `onStatus` with every status seen and resolves with the complete one. */
 export async function followJob(
-  server: string,
+  service: Service,
   jobId: string,
   onStatus: (status: JobView) => void,
 ): Promise<JobView> {
-  const last = await followEvents(server, jobId, onStatus).catch(() => undefined)
+  const last = await followEvents(service, jobId, onStatus).catch(() => undefined)
   if (last?.status === 'complete') return last
-  return pollJob(server, jobId, onStatus)
+  return pollJob(service, jobId, onStatus)
 }
 
 /** Reads the event stream until `complete`; undefined or an unfinished status when it cannot. */
-async function followEvents(server: string, jobId: string, onStatus: (status: JobView) => void) {
-  const response = await request(server, `/v1/images/upload/${encodeURIComponent(jobId)}/events`, {
+async function followEvents(service: Service, jobId: string, onStatus: (status: JobView) => void) {
+  const response = await request(service, `/v1/images/upload/${encodeURIComponent(jobId)}/events`, {
     headers: { accept: 'text/event-stream' },
   })
   if (!response.ok || !response.headers.get('content-type')?.startsWith('text/event-stream')) {
@@ -87,11 +91,15 @@ function parseEvent(block: string): { name: string; data: string } | undefined {
   return data.length > 0 ? { name, data: data.join('\n') } : undefined
 }
 
-async function pollJob(server: string, jobId: string, onStatus: (status: JobView) => void): Promise<JobView> {
+async function pollJob(
+  service: Service,
+  jobId: string,
+  onStatus: (status: JobView) => void,
+): Promise<JobView> {
   for (let failures = 0; ; ) {
     let response: Response
     try {
-      response = await request(server, `/v1/images/upload/${encodeURIComponent(jobId)}`)
+      response = await request(service, `/v1/images/upload/${encodeURIComponent(jobId)}`)
       failures = 0
     } catch (error) {
       // A restart or a blip should not lose the job; a service that stays away should.
@@ -100,6 +108,7 @@ async function pollJob(server: string, jobId: string, onStatus: (status: JobView
       continue
     }
     const body = (await response.json().catch(() => ({}))) as JobView & ErrorBody
+    if (response.status === 401) throw unauthorized(service, body)
     if (response.status === 404) throw new ServiceProblem(`the service no longer knows job ${jobId}`)
     if (!response.ok) throw new ServiceProblem(`job status answered HTTP ${response.status}: ${body.message}`)
     onStatus(body)
@@ -108,9 +117,19 @@ async function pollJob(server: string, jobId: string, onStatus: (status: JobView
   }
 }
 
-async function request(server: string, path: string, init: RequestInit = {}): Promise<Response> {
+function unauthorized(service: Service, body: ErrorBody): ServiceProblem {
+  return new ServiceProblem(
+    service.apiKey === undefined
+      ? 'the service needs an API key: pass --api-key or set IMGUR_UPLOAD_API_KEY'
+      : `the service refused the API key (HTTP 401): ${body.message ?? 'no explanation given'}`,
+  )
+}
+
+async function request({ server, apiKey }: Service, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers)
+  if (apiKey !== undefined) headers.set('authorization', `Bearer ${apiKey}`)
   try {
-    return await fetch(`${server}${path}`, init)
+    return await fetch(`${server}${path}`, { ...init, headers })
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
     throw new ServiceProblem(

@@ -5,6 +5,7 @@
  */
 import { parseCli, USAGE, UsageError } from './args.ts'
 import { followJob, ServiceProblem, submitJob } from './client.ts'
+import { createApiKey, formatApiKey, KEYGEN_NOTE } from './keygen.ts'
 import { counts, createProgress, formatReport } from './output.ts'
 
 type Stream = { write(text: string): unknown; isTTY?: boolean; columns?: number }
@@ -24,10 +25,15 @@ export async function main({ argv, env, stdin, stdout, stderr }: Io): Promise<nu
       stdout.write(USAGE)
       return 0
     }
-    const jobId = await submitJob(options.server, options.urls, options.clientId)
+    if (options.command === 'keygen') {
+      stdout.write(formatApiKey(createApiKey(options.name)))
+      stderr.write(KEYGEN_NOTE)
+      return 0
+    }
+    const jobId = await submitJob(options, options.urls, options.clientId)
     stderr.write(`job ${jobId} submitted to ${options.server}\n`)
     const progress = createProgress(stderr)
-    const status = await followJob(options.server, jobId, (update) => progress.update(update))
+    const status = await followJob(options, jobId, (update) => progress.update(update))
     progress.end()
 
     stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatReport(status))

@@ -8,8 +8,10 @@ import { isServiceError } from '../errors.ts'
 import type { ImgurClient } from '../imgur/client.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
+import { registerAccess } from './access.ts'
 import { registerOpenApi } from './openapi.ts'
 import { operations } from './operations.ts'
+import { Quotas } from './quotas.ts'
 import { routes } from './routes.ts'
 import { web } from './web.ts'
 
@@ -19,6 +21,8 @@ export type AppDeps = {
   queue: Scheduler
   imgur: Pick<ImgurClient, 'limits'>
   log: Logger
+  /** The clock of the submission limits (tests move it across minutes and UTC days). */
+  now?: () => number
 }
 
 /** One log line per request, when it completes, instead of Fastify's two. */
@@ -50,7 +54,7 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'Content-Length does not match the body'],
 }
 
-export function buildApp({ config, store, queue, imgur, log }: AppDeps) {
+export function buildApp({ config, store, queue, imgur, log, now }: AppDeps) {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
@@ -73,6 +77,7 @@ export function buildApp({ config, store, queue, imgur, log }: AppDeps) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isServiceError(error) && error.statusCode !== undefined) {
       if (error.retryAfterMs !== undefined) reply.header('retry-after', Math.ceil(error.retryAfterMs / 1000))
+      if (error.headers) reply.headers(error.headers)
       const body = {
         error: error.code,
         message: error.message,
@@ -102,10 +107,16 @@ export function buildApp({ config, store, queue, imgur, log }: AppDeps) {
       .send({ error: 'not_found', message: `no route for ${request.method} ${request.url.slice(0, 256)}` })
   })
 
+  registerAccess(app, config.apiKeys)
+  const quotas = new Quotas({
+    submitRateLimit: config.submitRateLimit,
+    dailyUrlQuota: config.dailyUrlQuota,
+    ...(now && { now }),
+  })
   // Swagger must be registered before the routes it documents.
-  registerOpenApi(app)
-  app.register(routes, { store, queue, maxUrlsPerJob: config.maxUrlsPerJob })
-  app.register(operations, { config, store, queue, limits: imgur.limits })
+  registerOpenApi(app, { secured: config.apiKeys.size > 0 })
+  app.register(routes, { store, queue, quotas, maxUrlsPerJob: config.maxUrlsPerJob })
+  app.register(operations, { config, store, queue, quotas, limits: imgur.limits })
   app.register(web, { imgurMode: config.imgurMode })
   return app
 }

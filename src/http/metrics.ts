@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics, one Registry per app so that tests can build many apps in one process.
  * Counters follow the scheduler's events; gauges are read from the store, queue and limits at
- * scrape time. Label values come from closed sets only (outcomes, error codes, hashed budget keys).
+ * scrape time. Label values come from closed sets only (outcomes, error codes, hashed budget keys,
+ * API key names from the configuration or `anonymous`; never a key or an address).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { Config } from '../config.ts'
@@ -10,12 +11,15 @@ import type { Item } from '../jobs/model.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
 import type { Transfer } from '../jobs/worker.ts'
+import { keyLabel } from './access.ts'
+import type { QuotaEvents, Quotas } from './quotas.ts'
 
 export type MetricsDeps = {
   config: Config
   store: JobStore
   queue: Scheduler
   limits: Pick<RateLimits, 'snapshot'>
+  quotas: Pick<Quotas, 'on' | 'off'>
 }
 
 /** Budget keys grow with the distinct client ids jobs bring: report at most this many. */
@@ -26,7 +30,7 @@ const CODE = /^[a-z][a-z0-9_]{0,63}$/
 /** Error codes are a closed set today; anything else is folded so a label can never grow without bound. */
 const codeLabel = (code: string | undefined) => (code !== undefined && CODE.test(code) ? code : 'other')
 
-export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
+export function createMetrics({ config, store, queue, limits, quotas }: MetricsDeps) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
@@ -51,6 +55,32 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers,
   })
+
+  const submissions = new Counter({
+    name: `${PREFIX}submissions_total`,
+    help: "Submissions accepted, by API key name ('anonymous' without API keys)",
+    labelNames: ['key'],
+    registers,
+  })
+  const submittedUrls = new Counter({
+    name: `${PREFIX}submitted_urls_total`,
+    help: 'URLs in accepted submissions (what DAILY_URL_QUOTA counts), by API key name',
+    labelNames: ['key'],
+    registers,
+  })
+  const refusals = new Counter({
+    name: `${PREFIX}submissions_refused_total`,
+    help: 'Submissions refused by a limit, by API key name and limit (submit_rate, daily_quota)',
+    labelNames: ['key', 'limit'],
+    registers,
+  })
+  // Every key name shows from the start, so a rate over a fresh counter is 0, not missing.
+  const keys = config.apiKeys.size > 0 ? [...config.apiKeys.keys()] : [keyLabel(undefined)]
+  for (const key of keys) {
+    submissions.inc({ key }, 0)
+    submittedUrls.inc({ key }, 0)
+    for (const limit of ['submit_rate', 'daily_quota']) refusals.inc({ key, limit }, 0)
+  }
 
   const transfers = {
     download: {
@@ -160,15 +190,26 @@ export function createMetrics({ config, store, queue, limits }: MetricsDeps) {
   queue.on('attempt', listeners.attempt)
   queue.on('settled', listeners.settled)
   queue.on('retry', listeners.retry)
+  const onQuotas = {
+    admitted: ({ key, urls }: QuotaEvents['admitted'][0]) => {
+      submissions.inc({ key })
+      submittedUrls.inc({ key }, urls)
+    },
+    refused: ({ key, limit }: QuotaEvents['refused'][0]) => refusals.inc({ key, limit }),
+  }
+  quotas.on('admitted', onQuotas.admitted)
+  quotas.on('refused', onQuotas.refused)
 
   return {
     registry,
-    /** Stops listening to the queue (the queue may outlive this app). */
+    /** Stops listening to the queue (which may outlive this app) and the quotas. */
     close() {
       queue.off('transfer', listeners.transfer)
       queue.off('attempt', listeners.attempt)
       queue.off('settled', listeners.settled)
       queue.off('retry', listeners.retry)
+      quotas.off('admitted', onQuotas.admitted)
+      quotas.off('refused', onQuotas.refused)
     },
   }
 }

@@ -10,40 +10,70 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyBaseLogger, FastifyInstance, FastifyTypeProvider, RawServerDefault } from 'fastify'
 import { ErrorBody } from './schemas.ts'
 
-type Schema = { hide?: boolean; tags?: string[]; response?: Record<string, unknown> }
+type Schema = {
+  hide?: boolean
+  tags?: string[]
+  response?: Record<string, unknown>
+  security?: Array<Record<string, string[]>>
+}
 
 const TAGS = [
   { name: 'images', description: 'Submit image URLs, follow their jobs, list the links uploaded' },
   { name: 'operations', description: 'Liveness, readiness, metrics and this document' },
 ]
 
-/**
- * Adds what every route shares but does not declare itself: a tag, and the 500 answer of the
- * error handler. Error answers are always JSON (one error handler writes them), even on a route
- * whose success is another media type, so they name it. Only the document changes; validation and
- * serialisation keep the route's schema.
- */
-const document: SwaggerTransform = ({ schema: given, url }) => {
-  const schema = given as Schema | undefined
-  if (schema === undefined || schema.hide) return { schema: given, url }
-  const tags = schema.tags ?? [url.startsWith('/v1/') ? 'images' : 'operations']
-  const response: Record<string, unknown> = {
-    ...schema.response,
-    500: schema.response?.['500'] ?? {
-      ...ErrorBody,
-      description: 'an unexpected error; the message holds no details',
-    },
-  }
-  for (const [status, answer] of Object.entries(response)) {
-    const json = answer as { content?: unknown; description?: string }
-    if (Number(status) < 400 || json.content !== undefined) continue
-    response[status] = { description: json.description, content: { 'application/json': { schema: answer } } }
-  }
-  return { schema: { ...schema, tags, response }, url }
+/** The scheme a /v1 operation names when API_KEYS is set (src/http/access.ts). */
+const BEARER = {
+  type: 'http' as const,
+  scheme: 'bearer',
+  description:
+    'An API key (`imgur-upload keygen` makes one), sent as `Authorization: Bearer <key>`. Required on every /v1 route when the service sets API_KEYS; the other routes stay open.',
 }
+
+/**
+ * Adds what every route shares but does not declare itself: a tag, the 500 answer of the error
+ * handler and, with API keys on, the /v1 routes' bearer requirement and 401 answer. Error answers
+ * are always JSON (one error handler writes them), even on a route whose success is another media
+ * type, so they name it. Only the document changes; validation and serialisation keep the route's
+ * schema.
+ */
+const documenter =
+  (secured: boolean): SwaggerTransform =>
+  ({ schema: given, url }) => {
+    const schema = given as Schema | undefined
+    if (schema === undefined || schema.hide) return { schema: given, url }
+    const api = url.startsWith('/v1/')
+    const tags = schema.tags ?? [api ? 'images' : 'operations']
+    const response: Record<string, unknown> = {
+      ...schema.response,
+      ...(secured &&
+        api && {
+          401: {
+            ...ErrorBody,
+            description:
+              '`unauthorized`: no API key, or not a valid one (`WWW-Authenticate: Bearer`, with `error="invalid_token"` for a wrong key)',
+          },
+        }),
+      500: schema.response?.['500'] ?? {
+        ...ErrorBody,
+        description: 'an unexpected error; the message holds no details',
+      },
+    }
+    for (const [status, answer] of Object.entries(response)) {
+      const json = answer as { content?: unknown; description?: string }
+      if (Number(status) < 400 || json.content !== undefined) continue
+      response[status] = {
+        description: json.description,
+        content: { 'application/json': { schema: answer } },
+      }
+    }
+    const security = secured && api ? [{ bearer: [] }] : schema.security
+    return { schema: { ...schema, tags, response, ...(security && { security }) }, url }
+  }
 
 export function registerOpenApi<Log extends FastifyBaseLogger, Provider extends FastifyTypeProvider>(
   app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Log, Provider>,
+  { secured }: { secured: boolean },
 ): void {
   app.register(swagger, {
     openapi: {
@@ -55,8 +85,9 @@ export function registerOpenApi<Log extends FastifyBaseLogger, Provider extends 
           'Downloads images from URLs and re-uploads the bytes to Imgur. Every error answers `{ error, message, details? }` with a stable `error` code.',
       },
       tags: TAGS,
+      components: { securitySchemes: { bearer: BEARER } },
     },
-    transform: document,
+    transform: documenter(secured),
   })
   app.register(swaggerUi, {
     routePrefix: '/docs',

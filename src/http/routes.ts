@@ -6,14 +6,24 @@ import { viewJob } from '../jobs/model.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
 import { parseSubmittedUrls } from '../urls.ts'
+import { clientOf } from './access.ts'
 import { createEventStreams } from './events.ts'
-import { Accepted, ErrorBody, JobParams, JobStatus, Links, uploadBody } from './schemas.ts'
+import type { Quotas } from './quotas.ts'
+import {
+  AcceptedAnswer,
+  ErrorBody,
+  JobParams,
+  JobStatus,
+  Links,
+  TooManySubmissions,
+  uploadBody,
+} from './schemas.ts'
 
-export type RoutesOptions = { store: JobStore; queue: Scheduler; maxUrlsPerJob: number }
+export type RoutesOptions = { store: JobStore; queue: Scheduler; quotas: Quotas; maxUrlsPerJob: number }
 
 export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   app,
-  { store, queue, maxUrlsPerJob },
+  { store, queue, quotas, maxUrlsPerJob },
 ) => {
   app.post(
     '/v1/images/upload',
@@ -22,7 +32,14 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
         summary: 'Submit image URLs to upload to Imgur',
         description: 'Answers at once with a job id; downloads and uploads happen in the background.',
         body: uploadBody(maxUrlsPerJob),
-        response: { 202: Accepted, 400: ErrorBody, 413: ErrorBody, 415: ErrorBody, 503: ErrorBody },
+        response: {
+          202: AcceptedAnswer,
+          400: ErrorBody,
+          413: ErrorBody,
+          415: ErrorBody,
+          429: TooManySubmissions,
+          503: ErrorBody,
+        },
       },
       preValidation: async (request) => {
         if (request.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== 'application/json') {
@@ -49,7 +66,12 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
           },
         )
       }
-      const job = queue.submit(parsed.urls, parsed.targets, { clientId: request.body.clientId })
+      const admission = quotas.admit(clientOf(request), request.owner, parsed.urls.length)
+      const job = queue.submit(parsed.urls, parsed.targets, {
+        clientId: request.body.clientId,
+        owner: request.owner,
+      })
+      reply.headers(admission.commit())
       request.log.info({ jobId: job.id, urls: job.items.length }, 'job accepted')
       return reply.code(202).header('location', `/v1/images/upload/${job.id}`).send({ jobId: job.id })
     },
@@ -64,7 +86,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
         response: { 200: JobStatus, 404: ErrorBody },
       },
     },
-    async (request) => viewJob(findJob(store, request.params.jobId)),
+    async (request) => viewJob(findJob(store, request.params.jobId, request.owner)),
   )
 
   const events = createEventStreams(store)
@@ -87,20 +109,27 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
         },
       },
     },
-    async (request, reply) => events.stream(findJob(store, request.params.jobId), request, reply),
+    async (request, reply) =>
+      events.stream(findJob(store, request.params.jobId, request.owner), request, reply),
   )
 
   app.get(
     '/v1/images',
-    { schema: { summary: 'Every Imgur link uploaded since the service started', response: { 200: Links } } },
-    // The store's list is only ever appended to; serialising it needs no copy.
-    async () => ({ uploaded: store.links() as string[] }),
+    {
+      schema: {
+        summary: 'Every Imgur link uploaded since the service started (with API keys: by your jobs)',
+        response: { 200: Links },
+      },
+    },
+    // The store's lists are only ever appended to; serialising one needs no copy.
+    async (request) => ({ uploaded: store.links(request.owner) as string[] }),
   )
 }
 
-export function findJob(store: JobStore, id: string) {
+/** The job, if `owner` may see it: another key's job answers exactly as an unknown id, so ids cannot be probed. */
+export function findJob(store: JobStore, id: string, owner: string | undefined) {
   const job = store.get(id)
-  if (job === undefined)
+  if (job === undefined || job.owner !== owner)
     throw new ServiceError('job_not_found', `no job with id ${id.slice(0, 64)}`, { statusCode: 404 })
   return job
 }

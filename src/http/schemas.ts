@@ -96,6 +96,30 @@ export const JobStatus = Type.Object(
 
 export const Links = Type.Object({
   uploaded: Type.Array(Type.String(), {
-    description: 'every Imgur link uploaded since start, in upload order',
+    description:
+      "every Imgur link uploaded since start, in upload order; with API keys on, those of the caller's jobs",
   }),
 })
+
+/** The limits' headers on a submission's answer (draft-ietf-httpapi-ratelimit-headers; see quotas.ts). */
+const RateLimitHeaders = {
+  'RateLimit-Limit': Type.Integer({
+    description:
+      'the limit nearest to exhaustion (or the one that refused): submissions per minute, or URLs per UTC day',
+  }),
+  'RateLimit-Remaining': Type.Integer({ description: 'what is left of it' }),
+  'RateLimit-Reset': Type.Integer({ description: 'seconds until it resets' }),
+}
+
+export const AcceptedAnswer = {
+  description: 'the job was accepted; `Location` is its status route',
+  headers: RateLimitHeaders,
+  content: { 'application/json': { schema: Accepted } },
+}
+
+export const TooManySubmissions = {
+  description:
+    'a limit of this API key (or address) refused the submission whole: `submit_rate_limited` (SUBMIT_RATE_LIMIT per minute) or `daily_quota_exceeded` (DAILY_URL_QUOTA URLs per UTC day); `details.resetAt` says when it resets',
+  headers: { ...RateLimitHeaders, 'Retry-After': Type.Integer({ description: 'seconds until it resets' }) },
+  content: { 'application/json': { schema: ErrorBody } },
+}

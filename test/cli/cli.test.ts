@@ -21,7 +21,7 @@ async function cli(
   args: string[],
   options: { input?: string; env?: Record<string, string> } = {},
 ): Promise<Run> {
-  const env = { ...process.env, IMGUR_UPLOAD_SERVER: '', ...options.env }
+  const env = { ...process.env, IMGUR_UPLOAD_SERVER: '', IMGUR_UPLOAD_API_KEY: '', ...options.env }
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: 'pipe' })
   let stdout = ''
   let stderr = ''
@@ -199,5 +199,80 @@ test('on a terminal the progress bar is redrawn in place', () => {
     written,
     `\r[${'#'.repeat(15)}${'-'.repeat(15)}] 1/2 done, 1 uploaded, 0 failed\x1b[K` +
       `\r[${'#'.repeat(30)}] 2/2 done, 2 uploaded, 0 failed\x1b[K\n`,
+  )
+})
+
+test('keygen prints a new key and its API_KEYS entry, which the service then accepts', async (t) => {
+  const generated = await cli(['keygen', 'ci-runner'])
+  assert.equal(generated.code, 0, generated.stderr)
+  const match = generated.stdout.match(
+    /^IMGUR_UPLOAD_API_KEY=([\w-]{43})\nAPI_KEYS=(ci-runner:[0-9a-f]{64})\n$/,
+  )
+  assert.ok(match, generated.stdout)
+  const [, key = '', entry = ''] = match
+  assert.equal(Buffer.from(key, 'base64url').length, 32, '32 random bytes')
+  assert.match(generated.stderr, /add the entry to API_KEYS/)
+  const other = await cli(['keygen'])
+  assert.match(other.stdout, /^IMGUR_UPLOAD_API_KEY=[\w-]{43}\nAPI_KEYS=default:[0-9a-f]{64}\n$/)
+  assert.ok(!other.stdout.includes(key), 'every key is new')
+
+  const h = await listening(t, { env: { API_KEYS: entry } })
+  const url = `${h.origin.url}/img/30.png`
+  const withFlag = await cli(['-s', h.server, '--api-key', key, url])
+  assert.equal(withFlag.code, 0, withFlag.stderr)
+  assert.match(withFlag.stdout, /^uploaded \S+ -> http/)
+  const fromEnv = await cli(['-s', h.server, url], { env: { IMGUR_UPLOAD_API_KEY: key } })
+  assert.equal(fromEnv.code, 0, fromEnv.stderr)
+  const owned = (
+    await h.app.inject({ url: '/v1/images', headers: { authorization: `Bearer ${key}` } })
+  ).json<{
+    uploaded: string[]
+  }>()
+  assert.equal(owned.uploaded.length, 1, 'both jobs belong to the key; the same bytes were uploaded once')
+
+  const none = await cli(['-s', h.server, url])
+  assert.equal(none.code, 2)
+  assert.equal(
+    none.stderr,
+    'imgur-upload: the service needs an API key: pass --api-key or set IMGUR_UPLOAD_API_KEY\n',
+  )
+  const wrong = await cli(['-s', h.server, '--api-key', `${key.slice(1)}x`, url])
+  assert.equal(wrong.code, 2)
+  assert.equal(
+    wrong.stderr,
+    'imgur-upload: the service refused the API key (HTTP 401): the API key is not valid\n',
+  )
+})
+
+test('exit 2: a bad key name or extra arguments to keygen, a key with spaces, a 429 with its reset time', async (t) => {
+  for (const args of [
+    ['keygen', 'no spaces'],
+    ['keygen', 'a', 'b'],
+    ['keygen', '--json'],
+    ['keygen', 'x'.repeat(65)],
+  ]) {
+    const run = await cli(args)
+    assert.equal(run.code, 2, `${args}: ${run.stderr}`)
+    assert.equal(run.stdout, '')
+    assert.match(
+      run.stderr,
+      /^imgur-upload: (keygen takes|a key name is) .+\nRun imgur-upload --help for usage\.\n$/,
+    )
+  }
+  const spaced = await cli(['-s', 'http://127.0.0.1:9', '--api-key', 'two words', 'http://x/a.png'])
+  assert.equal(spaced.code, 2)
+  assert.match(spaced.stderr, /--api-key must be visible ASCII/)
+
+  // A stopped clock: both submissions fall in the same minute whatever the machine's speed.
+  const h = await listening(t, {
+    env: { SUBMIT_RATE_LIMIT: '1' },
+    now: () => Date.parse('2026-11-27T10:00:30Z'),
+  })
+  assert.equal((await cli(['-s', h.server, `${h.origin.url}/img/31.png`])).code, 0)
+  const limited = await cli(['-s', h.server, `${h.origin.url}/img/32.png`])
+  assert.equal(limited.code, 2)
+  assert.match(
+    limited.stderr,
+    /refused the job \(HTTP 429 submit_rate_limited\): 1 submissions per minute are allowed .*submit again after 2026-11-27T10:01:00\.000Z\n$/,
   )
 })

@@ -15,7 +15,13 @@ export type Harness = Awaited<ReturnType<typeof startService>>
 
 export async function startService(
   t: TestContext,
-  options: { env?: Record<string, string>; sandbox?: SandboxOptions; overrides?: ServiceOverrides } = {},
+  options: {
+    env?: Record<string, string>
+    sandbox?: SandboxOptions
+    overrides?: ServiceOverrides
+    /** The app's clock (the submission limits' windows). */
+    now?: () => number
+  } = {},
 ) {
   const sandbox = createSandbox(options.sandbox)
   await sandbox.listen()
@@ -40,7 +46,7 @@ export async function startService(
     }),
   )
   const service = createService(config, log, { random: () => 0.5, ...options.overrides })
-  const app = buildApp({ config, log, ...service })
+  const app = buildApp({ config, log, ...service, ...(options.now && { now: options.now }) })
   await app.ready()
   t.after(async () => {
     await app.close()

@@ -6,6 +6,7 @@
  * UPDATE_SCREENSHOT=1 also saves the finished page to docs/screenshot.png for the README.
  */
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { type TestContext, test } from 'node:test'
@@ -44,8 +45,12 @@ async function launch(): Promise<Browser> {
 test.after(() => browser?.close())
 
 /** The app as `npm start` runs it in sandbox mode, listening on a real port, and a page open on it. */
-async function openPage(t: TestContext, viewport = { width: 1200, height: 900 }) {
-  const h = await startService(t)
+async function openPage(
+  t: TestContext,
+  viewport = { width: 1200, height: 900 },
+  env: Record<string, string> = {},
+) {
+  const h = await startService(t, { env })
   // The harness points IMGUR_API_URL at its sandbox, which reads as live mode; the banner needs sandbox.
   const app = buildApp({
     ...h.service,
@@ -199,6 +204,62 @@ test('invalid lines are caught before sending; the server’s own errors are sho
   assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 375)
   assert.deepEqual(
     problems.filter((text) => !text.includes('400')),
+    [],
+  )
+})
+
+test('with API keys the page asks for one, keeps it in the tab and sends it on every request', async (t) => {
+  const key = 'k'.repeat(43)
+  const other = 'o'.repeat(43)
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+  const { page, origin, problems, base, app } = await openPage(t, undefined, {
+    API_KEYS: `alice:${sha256(key)},bob:${sha256(other)}`,
+  })
+  // Another key's upload never shows on this page.
+  const bobs = await app.inject({
+    method: 'POST',
+    url: '/v1/images/upload',
+    headers: { authorization: `Bearer ${other}` },
+    payload: { urls: [`${origin.url}/img/4290840575.png`] },
+  })
+  assert.equal(bobs.statusCode, 202)
+
+  // The gallery's first request was refused: the page shows the key field and says why.
+  const keyBox = page.getByLabel('API key')
+  const keyError = page.locator('#api-key-error')
+  await keyError.getByText('This service needs an API key').waitFor()
+  assert.ok(await keyBox.isVisible())
+
+  await keyBox.fill('not-the-key')
+  await keyBox.press('Enter')
+  await keyError.getByText('The service refused this API key').waitFor()
+
+  await keyBox.fill(key)
+  await keyBox.press('Enter')
+  await keyError.waitFor({ state: 'hidden' })
+  await page.getByLabel('Image URLs, one per line').fill(`${origin.url}/img/3910034431.png`)
+  await page.getByRole('button', { name: 'Upload' }).click()
+  const job = page.locator('.job[data-status="complete"]')
+  await job.waitFor()
+  assert.equal(await job.locator('.job-counts').textContent(), 'Finished: 1 uploaded, 0 failed.')
+  const mine = (await app.inject({ url: '/v1/images', headers: { authorization: `Bearer ${key}` } })).json<{
+    uploaded: string[]
+  }>().uploaded
+  assert.equal(mine.length, 1)
+  await page.locator('#gallery li').first().waitFor()
+  assert.deepEqual(
+    await page.locator('#gallery a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))),
+    mine,
+  )
+
+  // Kept for this tab: a reload sends it again without asking.
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('imgur-upload:api-key')), key)
+  await page.goto(base)
+  await page.locator('#gallery li').first().waitFor()
+  assert.equal(await page.getByLabel('API key').inputValue(), key)
+  assert.ok(await page.locator('#api-key-error').isHidden())
+  assert.deepEqual(
+    problems.filter((text) => !text.includes('401')),
     [],
   )
 })
