@@ -119,10 +119,26 @@ export function startItem(job: Job, item: Item): void {
   item.attempts += 1
 }
 
-export function completeItem(job: Job, item: Item, link: string, now = Date.now()): void {
+/**
+ * What one successful attempt achieved. `deletehash` is Imgur's only handle to take an anonymous
+ * upload down (absent when reused); `converted`/`reencoded` say what was done to the bytes.
+ */
+export type Outcome = {
+  link: string
+  reused: boolean
+  deletehash?: string | undefined
+  converted?: Converted | undefined
+  reencoded?: Reencoded | undefined
+}
+
+export function completeItem(job: Job, item: Item, outcome: Outcome, now = Date.now()): void {
   settle(job, item, now)
   item.state = 'complete'
-  item.link = link
+  item.link = outcome.link
+  item.reused = outcome.reused
+  item.deletehash = outcome.deletehash
+  item.converted = outcome.converted
+  item.reencoded = outcome.reencoded
 }
 
 export function failItem(job: Job, item: Item, reason: Reason, now = Date.now()): void {

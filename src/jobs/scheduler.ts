@@ -8,11 +8,19 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { RateLimits } from '../imgur/rate-limits.ts'
-import { createJob, type Item, itemBytes, type Job, type JobOptions, type Reason } from './model.ts'
+import {
+  createJob,
+  type Item,
+  itemBytes,
+  type Job,
+  type JobOptions,
+  type Outcome,
+  type Reason,
+} from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { JobStore } from './store.ts'
 import { createTurn, exhausted, HostSlots, hostOf, pick, type Turn, takeRest } from './turns.ts'
-import type { Outcome, Transfer } from './worker.ts'
+import type { Transfer } from './worker.ts'
 
 export type SchedulerOptions = {
   concurrency: number
@@ -203,11 +211,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       .work(job, item, this.#shutdown.signal, freeHost)
       .then(
         (outcome) => {
-          item.reused = outcome.reused
-          item.deletehash = outcome.deletehash
-          item.converted = outcome.converted
-          item.reencoded = outcome.reencoded
-          store.complete(job, item, outcome.link)
+          store.complete(job, item, outcome)
           log.info(
             { jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts },
             'item complete',

@@ -11,6 +11,7 @@ import {
   type Job,
   type JobStatus,
   jobStatus,
+  type Outcome,
   type Reason,
   startItem,
 } from './model.ts'
@@ -113,9 +114,10 @@ export class JobStore {
     this.#notify(job)
   }
 
-  complete(job: Job, item: Item, link: string): void {
+  complete(job: Job, item: Item, outcome: Outcome): void {
+    const { link } = outcome
     this.#pendingBytes -= itemBytes(item)
-    completeItem(job, item, link, this.#now())
+    completeItem(job, item, outcome, this.#now())
     if (!this.#linkSet.has(link)) {
       this.#linkSet.add(link)
       this.#links.push(link)

@@ -8,13 +8,13 @@
  * sent: they are not de-duplicated, and their own deadline (VIDEO_TIMEOUT_MS) replaces the item's.
  */
 import { createHash } from 'node:crypto'
-import type { Prepared, Preparer } from '../convert/prepare.ts'
+import type { Preparer } from '../convert/prepare.ts'
 import type { Downloader, Opened } from '../download/download.ts'
 import { ServiceError } from '../errors.ts'
 import type { ImgurClient } from '../imgur/client.ts'
 import { raceSignal } from '../signals.ts'
 import { formatDuration } from '../units.ts'
-import type { Item, Job } from './model.ts'
+import type { Item, Job, Outcome } from './model.ts'
 import type { Uploads } from './uploads.ts'
 
 export type WorkerDeps = {
@@ -43,18 +43,6 @@ async function timed<T>(
   const result = await fn()
   deps.observe?.({ phase, seconds: (performance.now() - start) / 1000, bytes: bytes(result) })
   return result
-}
-
-/**
- * What one attempt achieved. `deletehash` is Imgur's only handle to take an anonymous upload down
- * (absent when reused); `converted`/`reencoded` say what was done to the bytes, when anything was.
- */
-export type Outcome = {
-  link: string
-  reused: boolean
-  deletehash?: string
-  converted?: Prepared['converted']
-  reencoded?: Prepared['reencoded']
 }
 
 type Video = Extract<Opened, { kind: 'video' }>

@@ -9,7 +9,7 @@ function finishedJob(store: JobStore, link: string, owner?: string) {
   const item = job.items[0]
   assert.ok(item)
   store.start(job, item)
-  store.complete(job, item, link)
+  store.complete(job, item, { link: link, reused: false })
   return job
 }
 
@@ -62,7 +62,7 @@ test('subscribers hear every change of their job until they unsubscribe', (t) =>
   store.fail(job, a, { code: 'x', message: 'y' })
   stop()
   store.start(job, b)
-  store.complete(job, b, 'https://i.imgur.com/z.png')
+  store.complete(job, b, { link: 'https://i.imgur.com/z.png', reused: false })
   assert.deepEqual(seen, ['in-progress', 'in-progress'])
   assert.equal(store.pendingItems, 0)
 })
@@ -124,7 +124,7 @@ test('pending bytes count the items not yet settled and return to zero', (t) => 
   assert.ok(first && second)
   assert.equal(store.pendingBytes, itemBytes(first) + itemBytes(second))
   store.start(job, first)
-  store.complete(job, first, 'https://i.imgur.com/1.png')
+  store.complete(job, first, { link: 'https://i.imgur.com/1.png', reused: false })
   assert.equal(store.pendingBytes, itemBytes(second))
   store.start(job, second)
   store.fail(job, second, { code: 'x', message: 'failed' })
