@@ -97,18 +97,18 @@ async function setLatency(ms: number): Promise<void> {
 async function handle(message: FakesRequest): Promise<FakesReply> {
   switch (message.op) {
     case 'reset':
-      stats.uploads += sandbox.uploads.length
+      stats.uploads += sandbox.uploadCount
       sandbox.reset()
       return { id: message.id, ok: true }
     case 'latency':
-      stats.uploads += sandbox.uploads.length
+      stats.uploads += sandbox.uploadCount
       await setLatency(message.ms)
       return { id: message.id, ok: true }
     case 'stats':
       return {
         id: message.id,
         ok: true,
-        stats: { ...stats, uploads: stats.uploads + sandbox.uploads.length },
+        stats: { ...stats, uploads: stats.uploads + sandbox.uploadCount },
       }
     case 'watch':
       watched = message.pid

@@ -1,5 +1,6 @@
 /** Process entry: read config, start the sandbox if needed, build the app, listen, drain on SIGTERM. */
 
+import { randomUUID } from 'node:crypto'
 import { type Config, ConfigError, loadConfig } from './config.ts'
 import { buildApp } from './http/app.ts'
 import { createLogger } from './log.ts'
@@ -19,12 +20,18 @@ const log = createLogger(config.logLevel)
 
 let sandbox: ReturnType<typeof createSandbox> | undefined
 if (config.imgurMode === 'sandbox') {
-  sandbox = createSandbox(config.sandboxPublicUrl === undefined ? {} : { publicUrl: config.sandboxPublicUrl })
-  const listening = new URL(await sandbox.listen(config.sandboxPort, config.host))
+  // A client id made fresh for each process: only this service can upload to its sandbox.
+  const clientId = randomUUID()
+  sandbox = createSandbox({
+    clientIds: [clientId],
+    maxBytes: config.sandboxMaxBytes,
+    ...(config.sandboxPublicUrl === undefined ? {} : { publicUrl: config.sandboxPublicUrl }),
+  })
+  const listening = new URL(await sandbox.listen(config.sandboxPort, config.sandboxHost))
   // Listening on every interface, the sandbox is reached over loopback rather than at 0.0.0.0.
   if (['0.0.0.0', '[::]'].includes(listening.hostname)) listening.hostname = '127.0.0.1'
   const url = listening.origin
-  config = Object.freeze({ ...config, imgurApiUrl: url, imgurClientId: 'sandbox' })
+  config = Object.freeze({ ...config, imgurApiUrl: url, imgurClientId: clientId })
   log.warn(
     { imgurApiUrl: url, links: config.sandboxPublicUrl ?? sandbox.url },
     'SANDBOX MODE: no IMGUR_CLIENT_ID or IMGUR_API_URL is set, so uploads go to the built-in Imgur sandbox, not to Imgur',

@@ -48,8 +48,8 @@ test('a job of good images becomes Imgur links that open', async (t) => {
     sandbox.uploads.map((upload) => upload.deletehash),
   )
   assert.deepEqual(
-    sandbox.requests.map((r) => r.auth),
-    urls.map(() => 'Client-ID configured-client-id'),
+    sandbox.requests.map((r) => r.authTag),
+    urls.map(() => sandbox.authTag('Client-ID configured-client-id')),
   )
 
   const link = body.uploaded.complete[0] as string
@@ -139,8 +139,8 @@ test("a job's own client id is used for its uploads and never echoed or logged",
   const body = await run([`${origin.url}/img/7.png`], { clientId: secret })
   assert.equal(body.status, 'complete')
   assert.deepEqual(
-    sandbox.requests.map((r) => r.auth),
-    [`Client-ID ${secret}`],
+    sandbox.requests.map((r) => r.authTag),
+    [sandbox.authTag(`Client-ID ${secret}`)],
   )
   const answers = [
     JSON.stringify(body),

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
-import { test } from 'node:test'
+import { type TestContext, test } from 'node:test'
 import { request } from 'undici'
 import { startOrigin } from './helpers/origin.ts'
 
@@ -93,4 +94,88 @@ test('invalid configuration stops the process naming each bad variable', async (
   assert.equal(code, 1)
   assert.match(server.stderr(), /`UPLOAD_CONCURRENCY`/)
   assert.match(server.stderr(), /`FETCH_TIMEOUT_MS`/)
+})
+
+/** Submits a job and reads its event stream to the end: the last event is the final status. */
+async function runJob(base: string, body: Record<string, unknown>) {
+  const response = await request(`${base}/v1/images/upload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  assert.equal(response.statusCode, 202)
+  const { jobId } = (await response.body.json()) as { jobId: string }
+  const events = await (await request(`${base}/v1/images/upload/${jobId}/events`)).body.text()
+  return JSON.parse(events.trim().split('\n').at(-1)?.slice('data: '.length) ?? '{}')
+}
+
+/** Whether something accepts connections at host:port (on Linux all of 127/8 is loopback). */
+function connects(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+async function startSandboxed(t: TestContext, env: Record<string, string> = {}) {
+  const origin = await startOrigin()
+  t.after(() => origin.close())
+  const server = startServer({ FETCH_ALLOW_PRIVATE_NETWORKS: 'true', ...env })
+  t.after(() => server.child.kill('SIGKILL'))
+  const listening = await server.waitFor(/listening at/)
+  const base = String(listening.msg).match(/http:\/\/[\d.:]+/)?.[0] ?? ''
+  const sandboxLine = await server.waitFor(/SANDBOX MODE/)
+  const api = new URL(String(sandboxLine.imgurApiUrl))
+  return { origin, server, base, api }
+}
+
+test('the sandbox listens on loopback only and takes only the service its own client id', async (t) => {
+  // The service on another loopback address: the sandbox's interface does not follow HOST.
+  const { origin, server, base, api } = await startSandboxed(t, { HOST: '127.0.0.3' })
+  assert.match(base, /^http:\/\/127\.0\.0\.3:/)
+  assert.equal(api.hostname, '127.0.0.1')
+  const port = Number(api.port)
+  assert.equal(await connects('127.0.0.1', port), true)
+  // Listening on 0.0.0.0 would accept this too: 127.0.0.2 is loopback, but not 127.0.0.1.
+  assert.equal(await connects('127.0.0.2', port), false)
+
+  const form = new FormData()
+  form.append('image', new Blob([new Uint8Array(8)]), 'x.png')
+  for (const auth of ['Client-ID sandbox', 'Client-ID anything']) {
+    const upload = await fetch(`${api.origin}/3/image`, {
+      method: 'POST',
+      headers: { authorization: auth },
+      body: form,
+    })
+    assert.equal(upload.status, 403, auth)
+    assert.equal(((await upload.json()) as { data: { error: string } }).data.error, 'Invalid client_id')
+  }
+
+  const own = await runJob(base, { urls: [`${origin.url}/img/1.png`] })
+  assert.equal(own.status, 'complete')
+  assert.equal(own.uploaded.complete.length, 1)
+  // A job's own client id is unknown to the sandbox, as it would be to Imgur: the item fails cleanly.
+  const foreign = await runJob(base, { urls: [`${origin.url}/img/2.png`], clientId: 'someone-elses-id' })
+  assert.equal(foreign.status, 'complete')
+  assert.deepEqual(foreign.uploaded.failed, [`${origin.url}/img/2.png`])
+  assert.equal(foreign.items[0]?.reason?.code, 'imgur_client_id_refused')
+
+  server.child.kill('SIGTERM')
+  const [code] = await server.exited
+  assert.equal(code, 0)
+})
+
+test('SANDBOX_HOST=0.0.0.0 listens on every interface, still reached over loopback', async (t) => {
+  const { origin, base, api } = await startSandboxed(t, { SANDBOX_HOST: '0.0.0.0' })
+  assert.equal(api.hostname, '127.0.0.1')
+  assert.equal(await connects('127.0.0.2', Number(api.port)), true)
+  const job = await runJob(base, { urls: [`${origin.url}/img/3.png`] })
+  assert.equal(job.status, 'complete')
+  const link = await request(job.uploaded.complete[0])
+  assert.equal(link.statusCode, 200)
+  await link.body.dump()
 })

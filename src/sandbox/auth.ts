@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { MESSAGES } from './replies.ts'
 
 export type OAuthOptions = {
@@ -9,6 +9,8 @@ export type OAuthOptions = {
   expiresInSeconds?: number
   accountId?: number
   accountUsername?: string
+  /** Makes each access token (default: 40 random hex digits); a test that must spot the token passes its own. */
+  issueToken?: () => string
 }
 
 export type Caller =
@@ -30,14 +32,22 @@ export function createAuth(options: {
   now: () => number
 }) {
   const tokens = new Map<string, Token>()
+  // Keyed per sandbox: a tag cannot be checked against guessed credentials outside this process.
+  const tagKey = randomBytes(32)
 
-  function authenticate(header: string | undefined): Caller | AuthFailure {
-    if (header === undefined || header.trim() === '') return { status: 401, message: MESSAGES.authRequired }
+  function parse(header: string): { scheme: 'client-id' | 'bearer'; credential: string } | undefined {
     const match = /^(Client-ID|Bearer)\s+(\S+)\s*$/i.exec(header.trim())
     const scheme = match?.[1]?.toLowerCase()
     const credential = match?.[2]
-    if (scheme === undefined || credential === undefined)
-      return { status: 403, message: MESSAGES.malformedAuth }
+    if (scheme === undefined || credential === undefined) return undefined
+    return { scheme: scheme === 'bearer' ? 'bearer' : 'client-id', credential }
+  }
+
+  function authenticate(header: string | undefined): Caller | AuthFailure {
+    if (header === undefined || header.trim() === '') return { status: 401, message: MESSAGES.authRequired }
+    const parsed = parse(header)
+    if (parsed === undefined) return { status: 403, message: MESSAGES.malformedAuth }
+    const { scheme, credential } = parsed
     if (scheme === 'client-id') {
       if (options.clientIds !== undefined && !options.clientIds.includes(credential)) {
         return { status: 403, message: MESSAGES.invalidClientId }
@@ -49,6 +59,20 @@ export function createAuth(options: {
       return { status: 403, message: MESSAGES.tokenInvalid }
     }
     return { auth: 'bearer', clientId: token.clientId, accountId: token.accountId, username: token.username }
+  }
+
+  /**
+   * An Authorization header as records may keep it: the scheme and 16 hex digits of an HMAC of the
+   * credential (`Client-ID 3f9a…`, `Bearer …`, `malformed …`); undefined without a header.
+   */
+  function tag(header: string | undefined): string | undefined {
+    if (header === undefined || header.trim() === '') return undefined
+    const parsed = parse(header)
+    const scheme = parsed === undefined ? 'malformed' : parsed.scheme === 'bearer' ? 'Bearer' : 'Client-ID'
+    const digest = createHmac('sha256', tagKey)
+      .update(parsed?.credential ?? header)
+      .digest('hex')
+    return `${scheme} ${digest.slice(0, 16)}`
   }
 
   /** The client id a request claims, valid or not (whose rate-limit headers an error shows). */
@@ -79,7 +103,7 @@ export function createAuth(options: {
     const username = oauth.accountUsername ?? DEFAULT_ACCOUNT_USERNAME
     const expiresIn = oauth.expiresInSeconds ?? DEFAULT_EXPIRES_IN_SECONDS
     for (const [key, token] of tokens) if (token.accountId === accountId) tokens.delete(key)
-    const accessToken = randomBytes(20).toString('hex')
+    const accessToken = oauth.issueToken?.() ?? randomBytes(20).toString('hex')
     tokens.set(accessToken, {
       clientId: oauth.clientId,
       accountId,
@@ -100,7 +124,7 @@ export function createAuth(options: {
     }
   }
 
-  return { authenticate, claimedClientId, refresh }
+  return { authenticate, claimedClientId, refresh, tag }
 }
 
 export type Auth = ReturnType<typeof createAuth>

@@ -34,10 +34,30 @@ export type NewImage = {
   datetime: number
 }
 
-/** Uploaded images by id and deletehash; the bytes are kept so that links open. */
-export function createImageStore(random: () => number) {
+/**
+ * What one stored image costs beyond its bytes: its answer object, record and map entries (V8
+ * holds them in about 2 KiB). Counting it keeps many tiny images from growing memory unbounded.
+ */
+export const IMAGE_OVERHEAD_BYTES = 2048
+
+/**
+ * Uploaded images by id and deletehash; the bytes are kept so that links open. At most `maxBytes`
+ * (bytes plus overhead) are kept: a new image drops the oldest ones first, whose links then answer
+ * 404 as Imgur's removed images do.
+ */
+export function createImageStore(random: () => number, maxBytes: number) {
+  // Insertion order is upload order: the first entry is the oldest image.
   const byId = new Map<string, StoredImage>()
   const idByDeletehash = new Map<string, string>()
+  let storedBytes = 0
+
+  const costOf = (size: number) => size + IMAGE_OVERHEAD_BYTES
+
+  function drop(image: StoredImage): void {
+    byId.delete(image.record.id)
+    idByDeletehash.delete(image.record.deletehash)
+    storedBytes -= costOf(image.bytes.length)
+  }
 
   // An injected random may repeat itself: after a few collisions, Math.random takes over.
   function unique(length: number, taken: (key: string) => boolean): string {
@@ -48,6 +68,12 @@ export function createImageStore(random: () => number) {
   }
 
   function add(image: NewImage): { record: UploadRecord; data: Record<string, unknown> } {
+    const cost = costOf(image.bytes.length)
+    if (cost > maxBytes) throw new RangeError(`an image of ${image.bytes.length} bytes cannot be kept`)
+    for (const oldest of byId.values()) {
+      if (storedBytes + cost <= maxBytes) break
+      drop(oldest)
+    }
     const id = unique(7, (key) => byId.has(key))
     const deletehash = unique(15, (key) => idByDeletehash.has(key))
     const { format, caller, baseUrl } = image
@@ -102,15 +128,26 @@ export function createImageStore(random: () => number) {
       ...(bearer ? { accountId: caller.accountId } : {}),
       field: image.field,
     })
-    const stored = structuredClone(data)
+    // Only the upload answer carries the deletehash: whoever reads the image later cannot delete it.
+    const stored = structuredClone(
+      Object.fromEntries(Object.entries(data).filter(([key]) => key !== 'deletehash')),
+    )
     if (video) stored.processing = { status: 'completed' }
     byId.set(id, { record, bytes: image.bytes, data: stored })
     idByDeletehash.set(deletehash, id)
+    storedBytes += cost
     return { record, data }
   }
 
   return {
     add,
+    /** Whether an image of `size` bytes can be kept at all (dropping every other one if need be). */
+    fits(size: number): boolean {
+      return costOf(size) <= maxBytes
+    },
+    get bytes(): number {
+      return storedBytes
+    },
     data(id: string): Record<string, unknown> | undefined {
       return byId.get(id)?.data
     },
@@ -123,15 +160,15 @@ export function createImageStore(random: () => number) {
       return { type: image.record.type, bytes: image.bytes }
     },
     remove(deletehash: string): boolean {
-      const id = idByDeletehash.get(deletehash)
-      if (id === undefined) return false
-      idByDeletehash.delete(deletehash)
-      byId.delete(id)
+      const image = byId.get(idByDeletehash.get(deletehash) ?? '')
+      if (image === undefined) return false
+      drop(image)
       return true
     },
     clear(): void {
       byId.clear()
       idByDeletehash.clear()
+      storedBytes = 0
     },
   }
 }

@@ -6,6 +6,13 @@ export type SandboxOptions = {
   publicUrl?: string
   maxImageBytes?: number
   maxVideoBytes?: number
+  /**
+   * Bytes of stored images (and videos), each counted with a fixed overhead for its record
+   * (default 256 MiB); a new upload drops the oldest images first.
+   */
+  maxBytes?: number
+  /** Newest request records and upload records kept, each list (default 10,000). */
+  maxRecords?: number
   /** Undefined: any non-empty client id is accepted; otherwise others get 403 "Invalid client_id". */
   clientIds?: string[]
   /** The refresh credentials /oauth2/token accepts. */
@@ -24,6 +31,8 @@ export type ResolvedOptions = {
   publicUrl: string | undefined
   maxImageBytes: number
   maxVideoBytes: number
+  maxBytes: number
+  maxRecords: number
   clientIds: readonly string[] | undefined
   oauth: OAuthOptions | undefined
   budgets: Budgets
@@ -76,6 +85,8 @@ export function resolveOptions(options: SandboxOptions): ResolvedOptions {
     publicUrl,
     maxImageBytes: integer('maxImageBytes', options.maxImageBytes, 10 * 1024 * 1024, 1),
     maxVideoBytes: integer('maxVideoBytes', options.maxVideoBytes, 200 * 1024 * 1024, 1),
+    maxBytes: integer('maxBytes', options.maxBytes, 256 * 1024 * 1024, 1),
+    maxRecords: integer('maxRecords', options.maxRecords, 10_000, 1),
     clientIds,
     oauth: oauth === undefined ? undefined : { ...oauth },
     budgets: {

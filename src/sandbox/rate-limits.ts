@@ -23,6 +23,8 @@ export type Snapshot = {
 type Bucket = { remaining: number; resetAt: number }
 
 export const UPLOAD_CREDITS = 10
+/** Buckets kept per kind (clients, users): past it the least recently spent is forgotten (reads full). */
+export const MAX_BUCKETS = 10_000
 
 export function createRateLimits(budgets: Budgets, now: () => number) {
   const clients = new Map<string, Bucket>()
@@ -35,6 +37,16 @@ export function createRateLimits(budgets: Budgets, now: () => number) {
     const at = now()
     if (bucket === undefined || bucket.resetAt <= at) return { remaining: limit, resetAt: at + windowMs }
     return bucket
+  }
+
+  // Re-inserted on every spend, so the map's first key is the least recently spent.
+  function keep(buckets: Map<string, Bucket>, key: string, bucket: Bucket): void {
+    buckets.delete(key)
+    if (buckets.size >= MAX_BUCKETS) {
+      const oldest = buckets.keys().next()
+      if (oldest.done !== true) buckets.delete(oldest.value)
+    }
+    buckets.set(key, bucket)
   }
 
   function view(bucket: Bucket, limit: number) {
@@ -79,11 +91,11 @@ export function createRateLimits(budgets: Budgets, now: () => number) {
       if (!canPay(payer, client, user, post)) return false
       client.remaining -= UPLOAD_CREDITS
       post.remaining -= 1
-      clients.set(payer.client, client)
+      keep(clients, payer.client, client)
       posts = post
       if (payer.user !== undefined) {
         user.remaining -= UPLOAD_CREDITS
-        users.set(payer.user, user)
+        keep(users, payer.user, user)
       }
       return true
     },

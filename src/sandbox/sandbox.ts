@@ -7,6 +7,7 @@ import { createWaits, pathOf, readBody } from './http.ts'
 import { createImageStore, type UploadRecord } from './images.ts'
 import { resolveOptions, type SandboxOptions } from './options.ts'
 import { createRateLimits, type Payer, rateLimitHeaders } from './rate-limits.ts'
+import { createRecords, type RequestRecord } from './records.ts'
 import {
   type Call,
   classicError,
@@ -26,27 +27,26 @@ import { parseUploadBody } from './upload-body.ts'
 export type { OAuthOptions } from './auth.ts'
 export type { UploadRecord } from './images.ts'
 export type { SandboxOptions } from './options.ts'
+export type { RequestRecord } from './records.ts'
 export type { Fault } from './replies.ts'
 
 export type ScriptedFault = Fault | { fault: Fault; retryAfterSeconds?: number }
-
-export type RequestRecord = Readonly<{
-  method: string
-  path: string
-  /** The answered status; 0 when the connection was reset instead. */
-  status: number
-  /** The raw Authorization header. */
-  auth: string | undefined
-  fault?: Fault
-}>
 
 export type Sandbox = {
   readonly url: string
   listen(port?: number, host?: string): Promise<string>
   close(): Promise<void>
   script(...faults: ScriptedFault[]): void
+  /** The newest `maxRecords` successful uploads, oldest first. */
   readonly uploads: ReadonlyArray<UploadRecord>
+  /** Successful uploads since creation or reset(), also those whose records were dropped. */
+  readonly uploadCount: number
+  /** The newest `maxRecords` /3 and /oauth2 requests, oldest first. */
   readonly requests: ReadonlyArray<RequestRecord>
+  /** What the stored images take, counted as `maxBytes` counts them. */
+  readonly storedBytes: number
+  /** The tag a request record holds for this Authorization header. */
+  authTag(header: string): string | undefined
   /** Uploads that asked Imgur to fetch a URL (refused): the service must never send one. */
   readonly urlUploads: number
   reset(): void
@@ -60,9 +60,8 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const { random, now } = config
   const auth = createAuth({ clientIds: config.clientIds, oauth: config.oauth, now })
   const limits = createRateLimits(config.budgets, now)
-  const images = createImageStore(random)
-  const uploads: UploadRecord[] = []
-  const requests: RequestRecord[] = []
+  const images = createImageStore(random, config.maxBytes)
+  const records = createRecords(config.maxRecords, auth.tag)
   const scripted: Array<{ fault: Fault; retryAfterSeconds: number | undefined }> = []
   const waits = createWaits()
   // base64 in a urlencoded body is ~1.4× the bytes; past this the body is drained, not kept.
@@ -86,7 +85,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   function send(req: IncomingMessage, res: ServerResponse, reply: Reply, fault?: Fault): void {
     const path = pathOf(req)
     if (path.startsWith('/3/') || path.startsWith('/oauth2/')) {
-      requests.push(recordOf(req, reply.status, fault))
+      records.request(req, reply.status, fault)
     }
     const body = reply.body ?? ''
     res.writeHead(reply.status, { ...reply.headers, 'Content-Length': String(Buffer.byteLength(body)) })
@@ -131,7 +130,9 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     const next = scripted.shift()
     const fault = next?.fault ?? randomFault()
     if (fault === 'reset') return resetMidBody(req)
-    const { body, overflow } = await readBody(req, maxBodyBytes)
+    // Authenticated as the request arrives: a caller Imgur would refuse gets its body drained, never kept.
+    const caller = auth.authenticate(req.headers.authorization)
+    const { body, overflow } = await readBody(req, isFailure(caller) ? 0 : maxBodyBytes)
     if (config.latencyMs > 0) await waits.wait(config.latencyMs)
     if (closed) {
       res.destroy()
@@ -147,16 +148,16 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       if (retryAfter !== undefined) reply.headers['Retry-After'] = String(retryAfter)
       return send(req, res, reply, fault)
     }
-    send(req, res, withLimits(req, await uploadReply(req, call, body, overflow)))
+    send(req, res, withLimits(req, await uploadReply(req, call, caller, body, overflow)))
   }
 
   async function uploadReply(
     req: IncomingMessage,
     call: Call,
+    caller: Caller | AuthFailure,
     body: Buffer,
     overflow: boolean,
   ): Promise<Reply> {
-    const caller = auth.authenticate(req.headers.authorization)
     if (isFailure(caller)) return classicError(caller.status, caller.message, call)
     if (overflow) return tooLarge(call, random)
     const payer = payerOf(req, caller)
@@ -170,8 +171,8 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     if (parsed.kind === 'empty') return classicError(400, MESSAGES.noImage, call)
     if (parsed.kind === 'corrupt') return classicError(400, MESSAGES.corrupt, call)
     const video = parsed.field === 'video'
-    if (parsed.bytes.length > (video ? config.maxVideoBytes : config.maxImageBytes))
-      return tooLarge(call, random)
+    const cap = video ? config.maxVideoBytes : config.maxImageBytes
+    if (parsed.bytes.length > cap || !images.fits(parsed.bytes.length)) return tooLarge(call, random)
     const format = video ? sniffVideo(parsed.bytes) : sniffImage(parsed.bytes)
     if (format === undefined) return fileTypeInvalid(call)
     if (!limits.spendUpload(payer)) return classicError(429, MESSAGES.rateLimited, call)
@@ -182,7 +183,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       baseUrl: config.publicUrl ?? url,
       datetime: Math.floor(now() / 1000),
     })
-    uploads.push(record)
+    records.upload(record)
     return json(200, { status: 200, success: true, data })
   }
 
@@ -193,7 +194,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 
   /** Destroys the connection once the body starts arriving: a reset mid-upload. */
   function resetMidBody(req: IncomingMessage): void {
-    requests.push(recordOf(req, 0, 'reset'))
+    records.request(req, 0, 'reset')
     const destroy = () => req.socket.destroy()
     req.on('error', () => {})
     req.once('data', destroy)
@@ -205,10 +206,19 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       return url
     },
     get uploads() {
-      return uploads
+      return records.uploads
+    },
+    get uploadCount() {
+      return records.uploadCount
     },
     get requests() {
-      return requests
+      return records.requests
+    },
+    get storedBytes() {
+      return images.bytes
+    },
+    authTag(header) {
+      return auth.tag(header)
     },
     get urlUploads() {
       return urlUploads
@@ -243,17 +253,11 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       }
     },
     reset() {
-      uploads.length = 0
-      requests.length = 0
+      records.clear()
       scripted.length = 0
       urlUploads = 0
       limits.clear()
       images.clear()
     },
   }
-}
-
-function recordOf(req: IncomingMessage, status: number, fault: Fault | undefined): RequestRecord {
-  const record = { method: req.method ?? 'GET', path: pathOf(req), status, auth: req.headers.authorization }
-  return Object.freeze(fault === undefined ? record : { ...record, fault })
 }

@@ -103,7 +103,7 @@ test('passes --client-id through: a refused client id fails the items with that 
   const run = await cli(['-s', h.server, '--client-id', 'not-a-real-id', `${h.origin.url}/img/20.png`])
   assert.equal(run.code, 1, run.stderr)
   assert.match(run.stdout, /^failed {3}\S+: .*client id.*$/im)
-  assert.equal(h.sandbox.requests.at(-1)?.auth, 'Client-ID not-a-real-id')
+  assert.equal(h.sandbox.requests.at(-1)?.authTag, h.sandbox.authTag('Client-ID not-a-real-id'))
 })
 
 test('exit 2: usage errors, a 400 from the API with its message, an unreachable service', async (t) => {

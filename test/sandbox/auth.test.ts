@@ -28,7 +28,7 @@ test('a missing Authorization header answers 401 "Authentication required"', asy
   assert.equal(response.status, 401)
   assert.deepEqual(jsonOf(response.text), classic(401, 'Authentication required'))
   assert.equal(response.headers.get('x-ratelimit-clientlimit'), '12500')
-  assert.deepEqual(sandbox.requests, [{ method: 'POST', path: '/3/image', status: 401, auth: undefined }])
+  assert.deepEqual(sandbox.requests, [{ method: 'POST', path: '/3/image', status: 401, authTag: undefined }])
 })
 
 test('a malformed Authorization header answers 403 "Malformed auth header"', async (t) => {

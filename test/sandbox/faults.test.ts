@@ -44,7 +44,9 @@ for (const { fault, status, body } of JSON_FAULTS) {
     assert.equal(response.headers.get('x-ratelimit-clientlimit'), '12500')
     assert.equal(response.headers.get('x-post-rate-limit-limit'), '1250')
     assert.equal(response.headers.get('retry-after'), null)
-    assert.deepEqual(sandbox.requests, [{ method: 'POST', path: '/3/image', status, auth: CLIENT, fault }])
+    assert.deepEqual(sandbox.requests, [
+      { method: 'POST', path: '/3/image', status, authTag: sandbox.authTag(CLIENT), fault },
+    ])
     assert.equal(sandbox.uploads.length, 0)
     // A fault is consumed once: the next upload is processed normally.
     assert.equal((await upload(url, png())).status, 200)
@@ -176,7 +178,7 @@ test('reset destroys the connection while the body is still arriving', async (t)
   })
   assert.ok(['ECONNRESET', 'EPIPE'].includes(error.code ?? ''), `${error.code}: ${error.message}`)
   assert.deepEqual(sandbox.requests, [
-    { method: 'POST', path: '/3/image', status: 0, auth: CLIENT, fault: 'reset' },
+    { method: 'POST', path: '/3/image', status: 0, authTag: sandbox.authTag(CLIENT), fault: 'reset' },
   ])
   assert.equal(sandbox.uploads.length, 0)
   assert.equal((await upload(url, png())).status, 200)

@@ -6,6 +6,8 @@ test('options are checked at construction with the exact wrong value', () => {
   const cases: Array<[SandboxOptions, string]> = [
     [{ maxImageBytes: 0 }, 'Expected `maxImageBytes` to be an integer >= 1, got `0`'],
     [{ maxVideoBytes: 1.5 }, 'Expected `maxVideoBytes` to be an integer >= 1, got `1.5`'],
+    [{ maxBytes: 0 }, 'Expected `maxBytes` to be an integer >= 1, got `0`'],
+    [{ maxRecords: 2.5 }, 'Expected `maxRecords` to be an integer >= 1, got `2.5`'],
     [{ latencyMs: -1 }, 'Expected `latencyMs` to be an integer >= 0, got `-1`'],
     [{ errorRate: 2 }, 'Expected `errorRate` to be a number from 0 to 1, got `2`'],
     [{ publicUrl: 'ftp://x' }, 'Expected `publicUrl` to be an http(s) URL, got `ftp://x`'],

@@ -89,7 +89,9 @@ for (const image of IMAGES) {
         field: 'image',
       },
     ])
-    assert.deepEqual(sandbox.requests, [{ method: 'POST', path: '/3/image', status: 200, auth: CLIENT }])
+    assert.deepEqual(sandbox.requests, [
+      { method: 'POST', path: '/3/image', status: 200, authTag: sandbox.authTag(CLIENT) },
+    ])
 
     const served = await fetch(data.link)
     assert.equal(served.status, 200)
@@ -298,12 +300,16 @@ test('over the video cap is too large', async (t) => {
   assert.equal(jsonOf(response.text).data.error, 'File is over the size limit')
 })
 
-test('GET /3/image/:id answers the data object; unknown ids answer 404', async (t) => {
+test('GET /3/image/:id answers the data object without the deletehash; unknown ids answer 404', async (t) => {
   const { url } = await start(t)
   const { data } = jsonOf((await upload(url, png())).text)
+  const { deletehash, ...readable } = data
+  assert.match(deletehash, /^[A-Za-z0-9]{15}$/)
   const found = await fetch(`${url}/3/image/${data.id}`, { headers: { Authorization: CLIENT } })
   assert.equal(found.status, 200)
-  assert.deepEqual(await jsonBody(found), { data, success: true, status: 200 })
+  const text = await found.text()
+  assert.deepEqual(jsonOf(text), { data: readable, success: true, status: 200 })
+  assert.ok(!text.includes(deletehash), 'only the upload answer carries the deletehash')
   const missing = await fetch(`${url}/3/image/zzzzzzz`, { headers: { Authorization: CLIENT } })
   assert.equal(missing.status, 404)
   assert.equal((await jsonBody(missing)).data.error, 'Unable to find an image with the id, zzzzzzz')
