@@ -4,8 +4,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 
+/**
+ * 32 random bytes in base64url behind a fixed prefix: the prefix makes a leaked key easy to
+ * recognise (secret scanners) and keeps a key from starting with `-`, which would read as an option.
+ */
+export const KEY_PREFIX = 'iuk_'
+
 export function createApiKey(name: string): { key: string; entry: string } {
-  const key = randomBytes(32).toString('base64url')
+  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`
   return { key, entry: `${name}:${createHash('sha256').update(key).digest('hex')}` }
 }
 

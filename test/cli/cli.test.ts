@@ -206,14 +206,14 @@ test('keygen prints a new key and its API_KEYS entry, which the service then acc
   const generated = await cli(['keygen', 'ci-runner'])
   assert.equal(generated.code, 0, generated.stderr)
   const match = generated.stdout.match(
-    /^IMGUR_UPLOAD_API_KEY=([\w-]{43})\nAPI_KEYS=(ci-runner:[0-9a-f]{64})\n$/,
+    /^IMGUR_UPLOAD_API_KEY=(iuk_[\w-]{43})\nAPI_KEYS=(ci-runner:[0-9a-f]{64})\n$/,
   )
   assert.ok(match, generated.stdout)
   const [, key = '', entry = ''] = match
-  assert.equal(Buffer.from(key, 'base64url').length, 32, '32 random bytes')
+  assert.equal(Buffer.from(key.slice('iuk_'.length), 'base64url').length, 32, '32 random bytes')
   assert.match(generated.stderr, /add the entry to API_KEYS/)
   const other = await cli(['keygen'])
-  assert.match(other.stdout, /^IMGUR_UPLOAD_API_KEY=[\w-]{43}\nAPI_KEYS=default:[0-9a-f]{64}\n$/)
+  assert.match(other.stdout, /^IMGUR_UPLOAD_API_KEY=iuk_[\w-]{43}\nAPI_KEYS=default:[0-9a-f]{64}\n$/)
   assert.ok(!other.stdout.includes(key), 'every key is new')
 
   const h = await listening(t, { env: { API_KEYS: entry } })
