@@ -1,18 +1,14 @@
 /** Access control and submission limits, against the whole app with a clock the tests move. */
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { type TestContext, test } from 'node:test'
 import { request } from 'undici'
 import { ServiceError } from '../../src/errors.ts'
+import { apiKeys, bearer, newKey } from '../helpers/keys.ts'
 import { startService } from '../helpers/service.ts'
 
-const newKey = () => randomBytes(32).toString('base64url')
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
-const KEYS = { alice: newKey(), bob: newKey() }
-const API_KEYS = Object.entries(KEYS)
-  .map(([name, key]) => `${name}:${sha256(key)}`)
-  .join(',')
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
+const { keys: KEYS, API_KEYS } = apiKeys('alice', 'bob')
 
 // Never dial out: these tests are about who may submit, not about downloads.
 const offline = {

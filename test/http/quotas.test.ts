@@ -1,17 +1,14 @@
 /** The submission limits: per minute and per UTC day, per key (per IP without keys), with a moved clock. */
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { type TestContext, test } from 'node:test'
 import { isServiceError, ServiceError } from '../../src/errors.ts'
 import { Quotas } from '../../src/http/quotas.ts'
+import { apiKeys } from '../helpers/keys.ts'
 import { startService } from '../helpers/service.ts'
 
-const newKey = () => randomBytes(32).toString('base64url')
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
-const KEYS = { alice: newKey(), bob: newKey() }
-const API_KEYS = Object.entries(KEYS)
-  .map(([name, key]) => `${name}:${sha256(key)}`)
-  .join(',')
+const { keys: KEYS, API_KEYS } = apiKeys('alice', 'bob')
 
 // Never dial out: these tests count submissions, not downloads.
 const offline = {
