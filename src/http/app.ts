@@ -104,7 +104,16 @@ export function buildApp({ config, store, queue, imgur, log }: AppDeps) {
 
   // Swagger must be registered before the routes it documents.
   registerOpenApi(app)
-  app.register(routes, { store, queue, maxUrlsPerJob: config.maxUrlsPerJob })
+  app.register(routes, {
+    store,
+    queue,
+    maxUrlsPerJob: config.maxUrlsPerJob,
+    streams: {
+      idleTimeoutMs: config.streamIdleTimeoutMs,
+      maxStreams: config.maxStreams,
+      maxStreamsPerClient: config.maxStreamsPerClient,
+    },
+  })
   app.register(operations, { config, store, queue, limits: imgur.limits })
   app.register(web, { imgurMode: config.imgurMode })
   return app
