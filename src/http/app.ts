@@ -8,7 +8,7 @@ import { isServiceError } from '../errors.ts'
 import type { ImgurClient } from '../imgur/client.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
-import { registerAccess } from './access.ts'
+import { clientOf, registerAccess } from './access.ts'
 import { registerOpenApi } from './openapi.ts'
 import { operations } from './operations.ts'
 import { Quotas } from './quotas.ts'
@@ -115,7 +115,18 @@ export function buildApp({ config, store, queue, imgur, log, now }: AppDeps) {
   })
   // Swagger must be registered before the routes it documents.
   registerOpenApi(app, { secured: config.apiKeys.size > 0 })
-  app.register(routes, { store, queue, quotas, maxUrlsPerJob: config.maxUrlsPerJob })
+  app.register(routes, {
+    store,
+    queue,
+    quotas,
+    maxUrlsPerJob: config.maxUrlsPerJob,
+    streams: {
+      idleTimeoutMs: config.streamIdleTimeoutMs,
+      maxStreams: config.maxStreams,
+      maxStreamsPerClient: config.maxStreamsPerClient,
+      clientOf,
+    },
+  })
   app.register(operations, { config, store, queue, quotas, limits: imgur.limits })
   app.register(web, { imgurMode: config.imgurMode })
   return app

@@ -2,12 +2,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ServiceError } from '../errors.ts'
-import { viewJob } from '../jobs/model.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
 import { parseSubmittedUrls } from '../urls.ts'
 import { clientOf } from './access.ts'
-import { createEventStreams } from './events.ts'
+import { createEventStreams, type EventStreamOptions } from './events.ts'
 import type { Quotas } from './quotas.ts'
 import {
   AcceptedAnswer,
@@ -18,12 +17,19 @@ import {
   TooManySubmissions,
   uploadBody,
 } from './schemas.ts'
+import { sendStatus } from './status.ts'
 
-export type RoutesOptions = { store: JobStore; queue: Scheduler; quotas: Quotas; maxUrlsPerJob: number }
+export type RoutesOptions = {
+  store: JobStore
+  queue: Scheduler
+  quotas: Quotas
+  maxUrlsPerJob: number
+  streams: EventStreamOptions
+}
 
 export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   app,
-  { store, queue, quotas, maxUrlsPerJob },
+  { store, queue, quotas, maxUrlsPerJob, streams },
 ) => {
   app.post(
     '/v1/images/upload',
@@ -86,10 +92,11 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
         response: { 200: JobStatus, 404: ErrorBody },
       },
     },
-    async (request) => viewJob(findJob(store, request.params.jobId, request.owner)),
+    // The cached JSON of the job's current version, shared with its streams (see status.ts).
+    async (request, reply) => sendStatus(reply, findJob(store, request.params.jobId, request.owner)),
   )
 
-  const events = createEventStreams(store)
+  const events = createEventStreams(store, streams)
   app.addHook('preClose', async () => events.close())
   app.get(
     '/v1/images/upload/:jobId/events',
@@ -97,7 +104,9 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       schema: {
         summary: 'Live status of a job (Server-Sent Events)',
         description:
-          'Sends an `status` event carrying the same document as the status route at once and on every change, and ends after `complete`.',
+          'Sends a `status` event carrying the same document as the status route at once and on every change, and ends after `complete`. ' +
+          'A client that stops reading gets only the newest status once it reads again; one that reads nothing for `STREAM_IDLE_TIMEOUT_MS` is disconnected. ' +
+          'Streams open at once are capped in all (`MAX_STREAMS`) and per client (`MAX_STREAMS_PER_CLIENT`): past a cap, 429 with Retry-After.',
         params: JobParams,
         produces: ['text/event-stream'],
         response: {
@@ -106,6 +115,10 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
             content: { 'text/event-stream': { schema: Type.String() } },
           },
           404: ErrorBody,
+          429: {
+            ...ErrorBody,
+            description: '`too_many_streams`: too many streams open (in all, or for this client)',
+          },
         },
       },
     },

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import Fastify from 'fastify'
 import { request } from 'undici'
+import { JobStatus } from '../../src/http/schemas.ts'
+import { statusSerialisations } from '../../src/http/status.ts'
+import { viewJob } from '../../src/jobs/model.ts'
 import { startService } from '../helpers/service.ts'
+import { heldOrigin, longUrls, statusData } from '../helpers/streams.ts'
 
 async function readEvents(
   url: string,
@@ -48,4 +53,56 @@ test('a finished job streams its final status once; an unknown job is a JSON 404
   const missing = await request(`${base}/v1/images/upload/00000000-0000-4000-8000-000000000000/events`)
   assert.equal(missing.statusCode, 404)
   assert.equal(((await missing.body.json()) as { error: string }).error, 'job_not_found')
+})
+
+test('the status route and every stream send the same text, serialised once per version of the job', async (t) => {
+  const held = await heldOrigin(t)
+  const { app, service, submit } = await startService(t)
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const jobId = await submit(longUrls(held.url, 30, 20))
+  const job = service.store.get(jobId)
+  assert.ok(job)
+  const poll = async () => {
+    const response = await app.inject({ method: 'GET', url: `/v1/images/upload/${jobId}` })
+    assert.equal(response.statusCode, 200)
+    assert.equal(response.headers['content-type'], 'application/json; charset=utf-8')
+    return response.body
+  }
+  const before = statusSerialisations()
+  const polled = [await poll()]
+  // Three streams open while the job waits on its origin, so their first status is the same version.
+  const streams = await Promise.all([1, 2, 3].map(() => request(`${base}/v1/images/upload/${jobId}/events`)))
+  polled.push(await poll())
+  held.release()
+  const sent = await Promise.all(streams.map(async (stream) => statusData(await stream.body.text())))
+  await service.queue.onIdle()
+  polled.push(await poll(), await poll())
+
+  const final = polled.at(-1)
+  assert.equal(final, JSON.stringify(viewJob(job)))
+  for (const data of sent) assert.equal(data.at(-1), final)
+  assert.equal(new Set(sent.map((data) => data[0])).size, 1)
+  const texts = [...polled, ...sent.flat()]
+  assert.equal(statusSerialisations() - before, new Set(texts).size)
+  assert.ok(texts.length > new Set(texts).size)
+})
+
+test("the status route's JSON is byte for byte what the response schema's serialiser made of viewJob", async (t) => {
+  const { app, origin, run, service } = await startService(t)
+  const done = await run([
+    `${origin.url}/img/1.png`,
+    `${origin.url}/same-a.png`,
+    `${origin.url}/same-b.png`,
+    `${origin.url}/webp.png`,
+    `${origin.url}/status/404`,
+  ])
+  const job = service.store.get(done.id)
+  assert.ok(job)
+  assert.ok(done.items.some((item) => item.converted) && done.items.some((item) => item.reused))
+  const cached = await app.inject({ method: 'GET', url: `/v1/images/upload/${done.id}` })
+  const reference = Fastify()
+  reference.get('/', { schema: { response: { 200: JobStatus } } }, async () => viewJob(job))
+  const serialised = await reference.inject({ method: 'GET', url: '/' })
+  assert.equal(cached.body, serialised.body)
+  assert.equal(cached.headers['content-type'], serialised.headers['content-type'])
 })
