@@ -82,8 +82,8 @@ export function createJob(
 
 /** A job's own object and arrays, before its items (measured on V8; see README, "Memory budget"). */
 export const JOB_OVERHEAD_BYTES = 400
-/** An item's object, before the strings it holds. */
-export const ITEM_OVERHEAD_BYTES = 120
+/** An item's object and its share of the cached status document, before the strings it holds. */
+export const ITEM_OVERHEAD_BYTES = 360
 
 /** Bytes of a string in V8's heap: one a character, two when any is outside Latin-1. */
 function stringBytes(text: string | undefined): number {
