@@ -50,3 +50,11 @@ export function useDownloaders(base: DownloadOptions) {
     },
   }
 }
+
+/** A downloader that never dials out: for tests about who may submit, not about downloads. */
+export const offline: Downloader = {
+  open: async (): Promise<never> => {
+    throw new ServiceError('download_blocked', 'blocked: tests never dial out')
+  },
+  close: async () => {},
+}

@@ -3,20 +3,12 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { type TestContext, test } from 'node:test'
 import { request } from 'undici'
-import { ServiceError } from '../../src/errors.ts'
+import { offline } from '../helpers/downloaders.ts'
 import { apiKeys, bearer, newKey } from '../helpers/keys.ts'
 import { startService } from '../helpers/service.ts'
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const { keys: KEYS, API_KEYS } = apiKeys('alice', 'bob')
-
-// Never dial out: these tests are about who may submit, not about downloads.
-const offline = {
-  open: async (): Promise<never> => {
-    throw new ServiceError('download_blocked', 'blocked: tests never dial out')
-  },
-  close: async () => {},
-}
 
 async function keyed(t: TestContext) {
   return startService(t, { env: { API_KEYS }, overrides: { downloader: offline } })

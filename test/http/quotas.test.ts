@@ -2,21 +2,14 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { type TestContext, test } from 'node:test'
-import { isServiceError, ServiceError } from '../../src/errors.ts'
+import { isServiceError } from '../../src/errors.ts'
 import { Quotas } from '../../src/http/quotas.ts'
+import { offline } from '../helpers/downloaders.ts'
 import { apiKeys } from '../helpers/keys.ts'
 import { startService } from '../helpers/service.ts'
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const { keys: KEYS, API_KEYS } = apiKeys('alice', 'bob')
-
-// Never dial out: these tests count submissions, not downloads.
-const offline = {
-  open: async (): Promise<never> => {
-    throw new ServiceError('download_blocked', 'blocked: tests never dial out')
-  },
-  close: async () => {},
-}
 
 /** A clock the test moves. */
 function clock(start: string) {
