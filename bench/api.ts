@@ -1,15 +1,9 @@
 /** The calls the benchmark makes to the service's HTTP API, over one keep-alive agent. */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
+import type { StatusDocument } from '../src/http/schemas.ts'
 
-export type JobStatusBody = {
-  id: string
-  created: string
-  finished: string | null
-  status: 'pending' | 'in-progress' | 'complete'
-  uploaded: { pending: string[]; complete: string[]; failed: string[] }
-  items: Array<{ state: string; reason?: { code: string; message: string } }>
-}
+export type JobStatusBody = StatusDocument
 
 export function createApi(url: string) {
   const agent = new Agent({ keepAliveTimeout: 30_000 })

@@ -3,7 +3,7 @@
  * falling back to polling the status route when the stream is unavailable or breaks off.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { JobView } from '../jobs/model.ts'
+import type { StatusDocument } from '../http/schemas.ts'
 
 const POLL_MS = 500
 const POLL_FAILURES = 3
@@ -44,15 +44,15 @@ export async function submitJob(service: Service, urls: string[], clientId?: str
 export async function followJob(
   service: Service,
   jobId: string,
-  onStatus: (status: JobView) => void,
-): Promise<JobView> {
+  onStatus: (status: StatusDocument) => void,
+): Promise<StatusDocument> {
   const last = await followEvents(service, jobId, onStatus).catch(() => undefined)
   if (last?.status === 'complete') return last
   return pollJob(service, jobId, onStatus)
 }
 
 /** Reads the event stream until `complete`; undefined or an unfinished status when it cannot. */
-async function followEvents(service: Service, jobId: string, onStatus: (status: JobView) => void) {
+async function followEvents(service: Service, jobId: string, onStatus: (status: StatusDocument) => void) {
   const response = await request(service, `/v1/images/upload/${encodeURIComponent(jobId)}/events`, {
     headers: { accept: 'text/event-stream' },
   })
@@ -60,7 +60,7 @@ async function followEvents(service: Service, jobId: string, onStatus: (status: 
     await response.body?.cancel()
     return undefined
   }
-  let last: JobView | undefined
+  let last: StatusDocument | undefined
   let buffer = ''
   for await (const chunk of response.body?.pipeThrough(new TextDecoderStream()) ?? []) {
     buffer += chunk.replaceAll('\r\n', '\n')
@@ -68,7 +68,7 @@ async function followEvents(service: Service, jobId: string, onStatus: (status: 
       const event = parseEvent(buffer.slice(0, end))
       buffer = buffer.slice(end + 2)
       if (event?.name !== 'status') continue
-      last = JSON.parse(event.data) as JobView
+      last = JSON.parse(event.data) as StatusDocument
       onStatus(last)
       if (last.status === 'complete') return last
     }
@@ -94,8 +94,8 @@ function parseEvent(block: string): { name: string; data: string } | undefined {
 async function pollJob(
   service: Service,
   jobId: string,
-  onStatus: (status: JobView) => void,
-): Promise<JobView> {
+  onStatus: (status: StatusDocument) => void,
+): Promise<StatusDocument> {
   for (let failures = 0; ; ) {
     let response: Response
     try {
@@ -107,7 +107,7 @@ async function pollJob(
       await sleep(POLL_MS * failures)
       continue
     }
-    const body = (await response.json().catch(() => ({}))) as JobView & ErrorBody
+    const body = (await response.json().catch(() => ({}))) as StatusDocument & ErrorBody
     if (response.status === 401) throw unauthorized(service, body)
     if (response.status === 404) throw new ServiceProblem(`the service no longer knows job ${jobId}`)
     if (!response.ok) throw new ServiceProblem(`job status answered HTTP ${response.status}: ${body.message}`)

@@ -1,11 +1,11 @@
 /** What the command line shows: a redrawn progress bar on a terminal, plain lines elsewhere, and the report. */
-import type { JobView } from '../jobs/model.ts'
+import type { StatusDocument } from '../http/schemas.ts'
 
 type Stream = { write(text: string): unknown; isTTY?: boolean; columns?: number }
 
 const BAR_WIDTH = 30
 
-export function counts(status: JobView) {
+export function counts(status: StatusDocument) {
   const { complete, failed } = status.uploaded
   const total = status.items.length
   return { total, done: complete.length + failed.length, uploaded: complete.length, failed: failed.length }
@@ -19,7 +19,7 @@ export function createProgress(stream: Stream) {
   let previous = ''
   let drawn = false
   return {
-    update(status: JobView): void {
+    update(status: StatusDocument): void {
       const { total, done, uploaded, failed } = counts(status)
       const text = `${done}/${total} done, ${uploaded} uploaded, ${failed} failed`
       if (text === previous) return
@@ -42,7 +42,7 @@ export function createProgress(stream: Stream) {
 }
 
 /** One line per URL, in submission order: `uploaded <url> -> <link>` or `failed   <url>: <reason>`. */
-export function formatReport(status: JobView): string {
+export function formatReport(status: StatusDocument): string {
   return status.items
     .map((item) => {
       if (item.state === 'complete') return `uploaded ${item.url} -> ${item.link}\n`

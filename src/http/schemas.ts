@@ -94,6 +94,9 @@ export const JobStatus = Type.Object(
   { description: 'The state of a job and of each of its URLs.' },
 )
 
+/** The status document's one type, derived from its schema. */
+export type StatusDocument = Static<typeof JobStatus>
+
 export const Links = Type.Object({
   uploaded: Type.Array(Type.String(), {
     description:

@@ -6,7 +6,8 @@
  * that cannot send yet would hold ten copies of the document).
  */
 import type { FastifyReply } from 'fastify'
-import { type Job, viewJob } from '../jobs/model.ts'
+import { type Job, jobStatus, type Reason } from '../jobs/model.ts'
+import type { StatusDocument } from './schemas.ts'
 
 /** Keyed on the job itself, so an entry goes when the store forgets its job. */
 const cache = new WeakMap<Job, { version: number; json: Buffer }>()
@@ -33,4 +34,39 @@ export function statusSerialisations(): number {
  */
 export function sendStatus(reply: FastifyReply, job: Job): FastifyReply {
   return reply.type('application/json; charset=utf-8').send(statusJson(job))
+}
+
+/** The status document of the API: the three lists, plus `items` with each URL's link or reason. */
+export function viewJob(job: Job): StatusDocument {
+  const pending: string[] = []
+  const complete: string[] = []
+  const failed: string[] = []
+  const items = job.items.map((item) => {
+    const view: StatusDocument['items'][number] = {
+      url: item.url,
+      state: item.state,
+      attempts: item.attempts,
+    }
+    if (item.state === 'pending') pending.push(item.url)
+    else if (item.state === 'complete') {
+      complete.push(item.link as string)
+      view.link = item.link as string
+      if (item.reused) view.reused = true
+      if (item.deletehash) view.deletehash = item.deletehash
+      if (item.converted) view.converted = item.converted
+      if (item.reencoded) view.reencoded = item.reencoded
+    } else {
+      failed.push(item.url)
+      view.reason = item.reason as Reason
+    }
+    return view
+  })
+  return {
+    id: job.id,
+    created: new Date(job.created).toISOString(),
+    finished: job.finished === undefined ? null : new Date(job.finished).toISOString(),
+    status: jobStatus(job),
+    uploaded: { pending, complete, failed },
+    items,
+  }
 }

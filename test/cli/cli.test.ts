@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { createProgress } from '../../src/cli/output.ts'
-import type { JobView } from '../../src/jobs/model.ts'
+import type { StatusDocument } from '../../src/http/schemas.ts'
 import { startService } from '../helpers/service.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/imgur-upload.ts', import.meta.url))
@@ -88,7 +88,7 @@ test('reads URLs from a file and from stdin, takes the server from the environme
 
   const fromStdin = await cli(['-s', h.server, '--json', '-'], { input: `${o}/img/12.bmp\n# done\n` })
   assert.equal(fromStdin.code, 0, fromStdin.stderr)
-  const status = JSON.parse(fromStdin.stdout) as JobView
+  const status = JSON.parse(fromStdin.stdout) as StatusDocument
   assert.equal(status.status, 'complete')
   assert.deepEqual(
     status.items.map((item) => [item.url, item.state]),
@@ -146,7 +146,7 @@ test('exit 2: usage errors, a 400 from the API with its message, an unreachable 
 
 test('falls back to polling when the service has no event stream', async (t) => {
   const id = '6f1c2a54-0d7e-4b8e-9a51-0c3f2b1d9e77'
-  const view = (done: boolean): JobView => ({
+  const view = (done: boolean): StatusDocument => ({
     id,
     created: '2026-11-27T10:00:00.000Z',
     finished: done ? '2026-11-27T10:00:01.000Z' : null,
@@ -190,7 +190,7 @@ test('on a terminal the progress bar is redrawn in place', () => {
       status: done === 2 ? 'complete' : 'in-progress',
       uploaded: { pending: [], complete: Array(done).fill('l'), failed: [] },
       items: [{}, {}],
-    }) as unknown as JobView
+    }) as unknown as StatusDocument
   progress.update(status(1))
   progress.update(status(1))
   progress.update(status(2))

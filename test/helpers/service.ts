@@ -6,6 +6,7 @@ import { Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import { loadConfig } from '../../src/config.ts'
 import { buildApp } from '../../src/http/app.ts'
+import type { StatusDocument } from '../../src/http/schemas.ts'
 import { createLogger } from '../../src/log.ts'
 import { createSandbox, type SandboxOptions } from '../../src/sandbox/sandbox.ts'
 import { createService, type ServiceOverrides } from '../../src/service.ts'
@@ -77,24 +78,8 @@ export async function startService(
   return { app, config, service, sandbox, origin, logs, submit, status, run }
 }
 
-export type StatusBody = {
-  id: string
-  created: string
-  finished: string | null
-  status: 'pending' | 'in-progress' | 'complete'
-  uploaded: { pending: string[]; complete: string[]; failed: string[] }
-  items: Array<{
-    url: string
-    state: string
-    attempts: number
-    link?: string
-    reused?: boolean
-    deletehash?: string
-    converted?: { from: string; to: string }
-    reencoded?: { fromBytes: number; toBytes: number }
-    reason?: { code: string; message: string }
-  }>
-}
+/** What the status route answers: the schema's own type. */
+export type StatusBody = StatusDocument
 
 /** Each submitted URL is in exactly one list, and the lists keep submission order. */
 export function assertPartition(body: StatusBody, submitted: string[]): void {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { completeItem, createJob, failItem, jobStatus, startItem, viewJob } from '../../src/jobs/model.ts'
+import { viewJob } from '../../src/http/status.ts'
+import { completeItem, createJob, failItem, jobStatus, startItem } from '../../src/jobs/model.ts'
 
 const urls = ['https://a.test/1.png', 'https://a.test/2.png', 'https://a.test/3.png']
 

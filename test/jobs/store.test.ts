@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createJob, itemBytes, JOB_OVERHEAD_BYTES, viewJob } from '../../src/jobs/model.ts'
+import { viewJob } from '../../src/http/status.ts'
+import { createJob, itemBytes, JOB_OVERHEAD_BYTES } from '../../src/jobs/model.ts'
 import { JobStore } from '../../src/jobs/store.ts'
 
 function finishedJob(store: JobStore, link: string, owner?: string) {
