@@ -5,6 +5,7 @@
  * here: the preparer loads this module before any image needs decoding.
  */
 import { ServiceError } from '../errors.ts'
+import { formatDuration } from '../units.ts'
 
 export type Limits = {
   maxInputPixels: number
@@ -45,7 +46,7 @@ export function secondsLeft(limits: Limits): number {
 export const convertTimeout = (timeoutMs: number, cause?: unknown) =>
   new ServiceError(
     'convert_timeout',
-    `converting or re-encoding the image took longer than the ${duration(timeoutMs)} deadline`,
+    `converting or re-encoding the image took longer than the ${formatDuration(timeoutMs)} deadline`,
     { cause },
   )
 
@@ -53,8 +54,6 @@ export const convertTimeout = (timeoutMs: number, cause?: unknown) =>
 export const convertBusy = (timeoutMs: number, concurrency: number) =>
   new ServiceError(
     'convert_busy',
-    `no conversion slot became free within the ${duration(timeoutMs)} deadline (${concurrency} images are converted at once)`,
+    `no conversion slot became free within the ${formatDuration(timeoutMs)} deadline (${concurrency} images are converted at once)`,
     { retryable: true },
   )
-
-const duration = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(1))} s`)

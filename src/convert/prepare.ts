@@ -8,6 +8,7 @@
 
 import { ServiceError } from '../errors.ts'
 import { refusedImage, type Sniffed } from '../media.ts'
+import { raceSignal } from '../signals.ts'
 import { formatBytes } from '../units.ts'
 import { convertBusy, convertTimeout, type Limits, startDeadline } from './limits.ts'
 
@@ -88,8 +89,12 @@ export function createPreparer(options: PrepareOptions): Preparer {
         started = true
         return transform(bytes, type, limits)
       }, bounded)
+      // The caller is answered at the deadline even while a libvips call winds down (sharp's timeout
+      // counts whole seconds); the work keeps its slot until it has really stopped, and its late
+      // failure, awaited by nobody, must not go unhandled.
+      work.catch(() => {})
       try {
-        return await untilAborted(work, bounded)
+        return await raceSignal(work, bounded)
       } finally {
         clear()
       }
@@ -102,22 +107,6 @@ export function createPreparer(options: PrepareOptions): Preparer {
     },
     onIdle: () => limit.onIdle(),
   }
-}
-
-/**
- * `work`'s outcome, or the signal's reason as soon as it aborts: the caller is answered at the
- * deadline even while a libvips call winds down (sharp's timeout counts whole seconds, so up to
- * one more); the work keeps its slot until it has really stopped.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  // Past the deadline nobody awaits the work any more; its failure must not go unhandled.
-  work.catch(() => {})
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason)
-    if (signal.aborted) return abort()
-    signal.addEventListener('abort', abort, { once: true })
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
-  })
 }
 
 /**

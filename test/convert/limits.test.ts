@@ -5,18 +5,11 @@ import type { Worker } from 'node:worker_threads'
 import sharp from 'sharp'
 import { decodeHevc, encode, inspect } from '../../src/convert/decode.ts'
 import type { Limits } from '../../src/convert/limits.ts'
-import { createLimit, createPreparer, type PrepareOptions } from '../../src/convert/prepare.ts'
+import { createLimit, createPreparer } from '../../src/convert/prepare.ts'
 import { classify } from '../../src/download/sniff.ts'
-import { heicLarge, heicPhoto, noise, webp } from '../helpers/formats.ts'
+import { heicLarge, heicPhoto, noise, PREPARE_OPTIONS, webp } from '../helpers/formats.ts'
 
-const OPTIONS: PrepareOptions = {
-  maxImageBytes: 10 * 1024 * 1024,
-  convertUnsupported: true,
-  reencodeOversized: true,
-  maxInputPixels: 100_000_000,
-  concurrency: 1,
-  timeoutMs: 30_000,
-}
+const OPTIONS = PREPARE_OPTIONS
 
 type Coded = Error & { code?: string; retryable?: boolean }
 

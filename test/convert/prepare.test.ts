@@ -12,6 +12,7 @@ import {
   heicPhotoRotated,
   heifAv1,
   noise,
+  PREPARE_OPTIONS,
   pngBomb,
   webp,
   webpBomb,
@@ -21,14 +22,7 @@ import {
 } from '../helpers/formats.ts'
 import { png } from '../helpers/images.ts'
 
-const OPTIONS: PrepareOptions = {
-  maxImageBytes: 10 * 1024 * 1024,
-  convertUnsupported: true,
-  reencodeOversized: true,
-  maxInputPixels: 100_000_000,
-  concurrency: 2,
-  timeoutMs: 30_000,
-}
+const OPTIONS: PrepareOptions = { ...PREPARE_OPTIONS, concurrency: 2 }
 
 async function prepare(bytes: Buffer, options: Partial<PrepareOptions> = {}) {
   return createPreparer({ ...OPTIONS, ...options }).prepare(bytes, await classify(bytes))

@@ -5,6 +5,17 @@
  */
 import { readFileSync } from 'node:fs'
 import sharp, { type Sharp } from 'sharp'
+import type { PrepareOptions } from '../../src/convert/prepare.ts'
+
+/** The service's defaults for the preparer, one slot at a time (tests override what they test). */
+export const PREPARE_OPTIONS: PrepareOptions = {
+  maxImageBytes: 10 * 1024 * 1024,
+  convertUnsupported: true,
+  reencodeOversized: true,
+  maxInputPixels: 100_000_000,
+  concurrency: 1,
+  timeoutMs: 30_000,
+}
 
 const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff])
 const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff])
