@@ -15,6 +15,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { ServiceError } from '../errors.ts'
+import { LruMap } from '../lru.ts'
 import { keyLabel } from './access.ts'
 
 const MINUTE = 60_000
@@ -43,10 +44,9 @@ export type QuotaEvents = {
 }
 
 export class Quotas extends EventEmitter<QuotaEvents> {
-  readonly #usage = new Map<string, Usage>()
+  readonly #usage: LruMap<string, Usage>
   readonly #rate: number
   readonly #quota: number
-  readonly #maxClients: number
   readonly #now: () => number
 
   constructor({ submitRateLimit, dailyUrlQuota, maxClients = MAX_CLIENTS, now = Date.now }: QuotaOptions) {
@@ -60,7 +60,7 @@ export class Quotas extends EventEmitter<QuotaEvents> {
     check('maxClients', maxClients, 1)
     this.#rate = submitRateLimit
     this.#quota = dailyUrlQuota
-    this.#maxClients = maxClients
+    this.#usage = new LruMap(maxClients)
     this.#now = now
   }
 
@@ -113,20 +113,15 @@ export class Quotas extends EventEmitter<QuotaEvents> {
   #current(client: string, now: number): Usage {
     const minute = Math.floor(now / MINUTE)
     const day = Math.floor(now / DAY)
-    const usage = this.#usage.get(client) ?? { minute, submissions: 0, day, urls: 0 }
+    // Only an accepted submission makes its client recent (`#remember`), not a look.
+    const usage = this.#usage.peek(client) ?? { minute, submissions: 0, day, urls: 0 }
     if (usage.minute !== minute) Object.assign(usage, { minute, submissions: 0 })
     if (usage.day !== day) Object.assign(usage, { day, urls: 0 })
     return usage
   }
 
   #remember(client: string, usage: Usage): void {
-    // A Map iterates in insertion order: re-inserting makes it the most recent, the first is the least.
-    this.#usage.delete(client)
     this.#usage.set(client, usage)
-    if (this.#usage.size > this.#maxClients) {
-      const oldest = this.#usage.keys().next().value
-      if (oldest !== undefined) this.#usage.delete(oldest)
-    }
   }
 
   #windows(usage: Usage, now: number): [Window, Window | undefined] {

@@ -4,6 +4,7 @@
  * Header facts: /work/shared/notes/imgur-api.md#rate-limits
  */
 import { ServiceError } from '../errors.ts'
+import { LruMap } from '../lru.ts'
 
 export type Headers = Record<string, string | string[] | undefined>
 export type Budget = {
@@ -148,10 +149,8 @@ type KeyState = { client?: Budget; user?: Budget; blockedUntil?: number; inFligh
 export class RateLimits {
   #post: Budget | undefined
   #postInFlight = 0
-  /** In recency order: the first key is the least recently used. */
-  readonly #keys = new Map<string, KeyState>()
+  readonly #keys: LruMap<string, KeyState>
   readonly #unknown429BackoffMs: number
-  readonly #maxEntries: number
 
   /**
    * `unknown429BackoffMs`: how long a 429 that names no reset blocks its key.
@@ -165,28 +164,18 @@ export class RateLimits {
         `Expected \`maxEntries\` to be an integer >= 1, got \`${maxEntries}\``,
       )
     }
-    this.#maxEntries = maxEntries
+    this.#keys = new LruMap(maxEntries, (state) => state.inFlight > 0)
     this.#unknown429BackoffMs = options.unknown429BackoffMs ?? 60_000
   }
 
   /** The key's entry, made the most recently used; the table is trimmed to its bound. */
   #touch(key: string): KeyState {
-    const state = this.#keys.get(key) ?? { inFlight: 0 }
-    this.#keys.delete(key)
-    this.#keys.set(key, state)
-    this.#trim(key)
-    return state
-  }
-
-  /** Evicts the least recently used idle keys over the bound; `keep` is the key being touched. */
-  #trim(keep?: string): void {
-    let excess = this.#keys.size - this.#maxEntries
-    if (excess <= 0) return
-    for (const [key, state] of this.#keys) {
-      if (state.inFlight > 0 || key === keep) continue
-      this.#keys.delete(key)
-      if (--excess === 0) return
+    let state = this.#keys.get(key)
+    if (state === undefined) {
+      state = { inFlight: 0 }
+      this.#keys.set(key, state)
     }
+    return state
   }
 
   update(key: string, parsed: ParsedLimits): void {
@@ -225,7 +214,7 @@ export class RateLimits {
         // `state` is this reservation's own entry: never evicted while it is in flight.
         state.inFlight--
         this.#postInFlight--
-        if (state.inFlight === 0) this.#trim()
+        if (state.inFlight === 0) this.#keys.trim()
       },
     }
   }
@@ -243,7 +232,7 @@ export class RateLimits {
   snapshot(): LimitsEntry[] {
     const entries: LimitsEntry[] = []
     if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
-    for (const [key, state] of [...this.#keys].reverse()) {
+    for (const [key, state] of [...this.#keys.entries()].reverse()) {
       const entry: LimitsEntry = { key, inFlight: state.inFlight }
       if (state.client) entry.client = { ...state.client }
       if (state.user) entry.user = { ...state.user }
