@@ -65,6 +65,12 @@ export type Config = Readonly<{
   submitRateLimit: number
   /** URLs per UTC day, per API key (per client IP without keys); 0: no quota. */
   dailyUrlQuota: number
+  /** The key of webhook signatures (`whsec_<base64>`); undefined: webhooks are refused. */
+  webhookSecret: string | undefined
+  /** Waits before each retry of a webhook delivery; past the last, the delivery has failed. */
+  webhookRetryDelaysMs: readonly number[]
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlMs: number
   sandboxPort: number
   /** Interface the built-in sandbox listens on (loopback unless set). */
   sandboxHost: string
@@ -161,6 +167,22 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`Expected \`API_KEYS\` names to be unique, got \`${match[1]}\` twice`)
     } else apiKeys.set(match[1] as string, (match[2] as string).toLowerCase())
   }
+  const webhookSecret = read('WEBHOOK_SECRET')
+  if (webhookSecret !== undefined) {
+    const key = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(webhookSecret)?.[1]
+    const bytes = key === undefined ? 0 : Buffer.from(key, 'base64').length
+    if (bytes < 24 || bytes > 64) {
+      problems.push('Expected `WEBHOOK_SECRET` to be `whsec_` and the base64 of 24 to 64 random bytes')
+    }
+  }
+  const rawDelays = read('WEBHOOK_RETRY_DELAYS_MS') ?? '5000,300000,1800000,7200000,18000000,36000000'
+  const delayParts = rawDelays.split(',').map((part) => part.trim())
+  const webhookRetryDelaysMs = delayParts.map(Number)
+  if (!delayParts.every((part) => /^\d{1,10}$/.test(part))) {
+    problems.push(
+      `Expected \`WEBHOOK_RETRY_DELAYS_MS\` to be a comma-separated list of whole milliseconds, got \`${rawDelays.slice(0, 80)}\``,
+    )
+  }
   const fetchTimeoutMs = int('FETCH_TIMEOUT_MS', 30_000, 1)
   const uploadTimeoutMs = int('UPLOAD_TIMEOUT_MS', 60_000, 1)
   const convertTimeoutMs = int('CONVERT_TIMEOUT_MS', 30_000, 1)
@@ -211,6 +233,9 @@ export function loadConfig(env: Env = process.env): Config {
     apiKeys,
     submitRateLimit: int('SUBMIT_RATE_LIMIT', 60, 1),
     dailyUrlQuota: int('DAILY_URL_QUOTA', 10_000, 0),
+    webhookSecret,
+    webhookRetryDelaysMs: Object.freeze(webhookRetryDelaysMs),
+    idempotencyTtlMs: int('IDEMPOTENCY_TTL_MS', 24 * 3600_000, 1),
     sandboxPort,
     sandboxHost: read('SANDBOX_HOST') ?? '127.0.0.1',
     sandboxMaxBytes: int('SANDBOX_MAX_BYTES', 256 * 1024 * 1024, 1024 * 1024),

@@ -156,3 +156,23 @@ test('ITEM_TIMEOUT_MS follows the stage deadlines unless set', () => {
   assert.equal(loadConfig({ ITEM_TIMEOUT_MS: '500' }).itemTimeoutMs, 500)
   assert.equal(loadConfig({ PUBLIC_URL: 'https://up.example.com/' }).publicUrl, 'https://up.example.com')
 })
+
+test('webhook and idempotency settings: defaults and checks', () => {
+  const config = loadConfig({})
+  assert.equal(config.webhookSecret, undefined)
+  assert.deepEqual(config.webhookRetryDelaysMs, [5000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000])
+  assert.equal(config.idempotencyTtlMs, 24 * 3600_000)
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
+  const set = loadConfig({ WEBHOOK_SECRET: secret, WEBHOOK_RETRY_DELAYS_MS: '10, 20' })
+  assert.equal(set.webhookSecret, secret)
+  assert.deepEqual(set.webhookRetryDelaysMs, [10, 20])
+  assert.throws(
+    () => loadConfig({ WEBHOOK_SECRET: 'whsec_c2hvcnQ=', WEBHOOK_RETRY_DELAYS_MS: '5s,10' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.match(error.problems.join('\n'), /`WEBHOOK_SECRET` to be `whsec_`/)
+      assert.match(error.problems.join('\n'), /`WEBHOOK_RETRY_DELAYS_MS`.*got `5s,10`/)
+      return true
+    },
+  )
+})

@@ -73,9 +73,12 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
         )
       }
       const admission = quotas.admit(clientOf(request), request.owner, parsed.urls.length)
+      const { clientId, album, webhookUrl } = request.body
       const job = queue.submit(parsed.urls, parsed.targets, {
-        clientId: request.body.clientId,
+        clientId,
         owner: request.owner,
+        album,
+        webhookUrl,
       })
       reply.headers(admission.commit())
       request.log.info({ jobId: job.id, urls: job.items.length }, 'job accepted')

@@ -27,6 +27,27 @@ export function uploadBody(maxUrls: number) {
           description: "an Imgur client id to upload this job's images with (never echoed or logged)",
         }),
       ),
+      webhookUrl: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 2048,
+          description:
+            'an http(s) URL that receives a signed `job.completed` call (Standard Webhooks) when the job completes; needs WEBHOOK_SECRET on the service',
+        }),
+      ),
+      album: Type.Optional(
+        Type.Object(
+          {
+            title: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+            description: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+          },
+          {
+            additionalProperties: false,
+            description:
+              "make an Imgur album of the job's images, in submission order, once every URL has settled",
+          },
+        ),
+      ),
     },
     {
       additionalProperties: false,
@@ -89,6 +110,33 @@ export const JobStatus = Type.Object(
         reason: Type.Optional(Reason),
       }),
       { description: 'every URL in submission order, with its link or the reason it failed' },
+    ),
+    album: Type.Optional(
+      Type.Object(
+        {
+          state: Type.Union([Type.Literal('pending'), Type.Literal('complete'), Type.Literal('failed')]),
+          link: Type.Optional(Type.String({ description: "the album's Imgur page" })),
+          id: Type.Optional(Type.String()),
+          deletehash: Type.Optional(
+            Type.String({ description: "Imgur's handle to change or delete an anonymous album" }),
+          ),
+          reason: Type.Optional(Reason),
+        },
+        {
+          description:
+            'present when the job asked for an album: made once every item has settled; the job stays in-progress until then',
+        },
+      ),
+    ),
+    webhook: Type.Optional(
+      Type.Object(
+        {
+          state: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+          attempts: Type.Integer({ minimum: 0 }),
+          lastError: Type.Optional(Type.String({ description: 'why the last attempt failed' })),
+        },
+        { description: 'present when the job gave a webhookUrl: how its delivery goes (never the URL)' },
+      ),
     ),
   },
   { description: 'The state of a job and of each of its URLs.' },

@@ -6,7 +6,7 @@
  * that cannot send yet would hold ten copies of the document).
  */
 import type { FastifyReply } from 'fastify'
-import { type Job, jobStatus, type Reason } from '../jobs/model.ts'
+import { type Album, type Job, jobStatus, type Reason, type Webhook } from '../jobs/model.ts'
 import type { StatusDocument } from './schemas.ts'
 
 /** Keyed on the job itself, so an entry goes when the store forgets its job. */
@@ -51,8 +51,9 @@ export function viewJob(job: Job): StatusDocument {
     else if (item.state === 'complete') {
       complete.push(item.link as string)
       view.link = item.link as string
+      // A reused link's deletehash is its first uploader's: kept for albums, never shown.
       if (item.reused) view.reused = true
-      if (item.deletehash) view.deletehash = item.deletehash
+      else if (item.deletehash) view.deletehash = item.deletehash
       if (item.converted) view.converted = item.converted
       if (item.reencoded) view.reencoded = item.reencoded
     } else {
@@ -68,5 +69,22 @@ export function viewJob(job: Job): StatusDocument {
     status: jobStatus(job),
     uploaded: { pending, complete, failed },
     items,
+    ...(job.album && { album: albumView(job.album) }),
+    ...(job.webhook && { webhook: webhookView(job.webhook) }),
   }
+}
+
+function albumView({ state, link, id, deletehash, reason }: Album): NonNullable<StatusDocument['album']> {
+  return {
+    state,
+    ...(link && { link }),
+    ...(id && { id }),
+    ...(deletehash && { deletehash }),
+    ...(reason && { reason }),
+  }
+}
+
+/** Never the URL: it may carry a receiver's secret in its query string. */
+function webhookView({ state, attempts, lastError }: Webhook): NonNullable<StatusDocument['webhook']> {
+  return { state, attempts, ...(lastError && { lastError }) }
 }

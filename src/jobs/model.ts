@@ -24,9 +24,31 @@ export type Item = {
   reason: Reason | undefined
   /** Set once the worker found these bytes already uploaded, and no quota was spent. */
   reused: boolean
+  /** Imgur's id of the image (albums of account uploads list images by id). */
+  imageId: string | undefined
+  /** Kept for reused links too (an anonymous album needs every image's); shown only for own uploads. */
   deletehash: string | undefined
   converted: Converted | undefined
   reencoded: Reencoded | undefined
+}
+
+/** An Imgur album asked for with the job, made once every item has settled. */
+export type Album = {
+  readonly title: string | undefined
+  readonly description: string | undefined
+  state: 'pending' | 'complete' | 'failed'
+  link?: string
+  id?: string
+  deletehash?: string
+  reason?: Reason
+}
+
+/** The job's webhook: where it goes (never shown) and how its delivery went. */
+export type Webhook = {
+  readonly url: string
+  state: 'pending' | 'delivered' | 'failed'
+  attempts: number
+  lastError?: string
 }
 
 export type Job = {
@@ -40,16 +62,23 @@ export type Job = {
   readonly items: Item[]
   started: boolean
   pending: number
+  album: Album | undefined
+  webhook: Webhook | undefined
   /** Bumped on every change of what the status document shows (caches key on it). */
   version: number
 }
 
-export type JobOptions = { clientId?: string | undefined; owner?: string | undefined }
+export type JobOptions = {
+  clientId?: string | undefined
+  owner?: string | undefined
+  album?: { title?: string | undefined; description?: string | undefined } | undefined
+  webhookUrl?: string | undefined
+}
 
 export function createJob(
   urls: readonly string[],
   targets: readonly string[],
-  { clientId, owner }: JobOptions = {},
+  { clientId, owner, album, webhookUrl }: JobOptions = {},
   now = Date.now(),
 ): Job {
   const items = urls.map((url, index): Item => {
@@ -62,6 +91,7 @@ export function createJob(
       link: undefined,
       reason: undefined,
       reused: false,
+      imageId: undefined,
       deletehash: undefined,
       converted: undefined,
       reencoded: undefined,
@@ -76,6 +106,8 @@ export function createJob(
     items,
     started: false,
     pending: items.length,
+    album: album && { title: album.title, description: album.description, state: 'pending' },
+    webhook: webhookUrl === undefined ? undefined : { url: webhookUrl, state: 'pending', attempts: 0 },
     version: 0,
   }
 }
@@ -107,8 +139,9 @@ export function itemBytes(item: Item): number {
   return ITEM_OVERHEAD_BYTES + 2 * strings
 }
 
+/** Every item has settled; the job is complete unless its album is still being made. */
 export function jobStatus(job: Job): JobStatus {
-  if (job.pending === 0) return 'complete'
+  if (job.pending === 0 && job.album?.state !== 'pending') return 'complete'
   return job.started ? 'in-progress' : 'pending'
 }
 
@@ -126,6 +159,7 @@ export function startItem(job: Job, item: Item): void {
 export type Outcome = {
   link: string
   reused: boolean
+  imageId?: string | undefined
   deletehash?: string | undefined
   converted?: Converted | undefined
   reencoded?: Reencoded | undefined
@@ -136,6 +170,7 @@ export function completeItem(job: Job, item: Item, outcome: Outcome, now = Date.
   item.state = 'complete'
   item.link = outcome.link
   item.reused = outcome.reused
+  item.imageId = outcome.imageId
   item.deletehash = outcome.deletehash
   item.converted = outcome.converted
   item.reencoded = outcome.reencoded
@@ -152,5 +187,26 @@ function settle(job: Job, item: Item, now: number): void {
   job.started = true
   job.version += 1
   job.pending -= 1
-  if (job.pending === 0) job.finished = now
+  if (jobStatus(job) === 'complete') job.finished = now
+}
+
+/** The album was made (or could not be): the job is complete. */
+export function settleAlbum(
+  job: Job,
+  result: { link: string; id: string; deletehash?: string | undefined } | { reason: Reason },
+  now = Date.now(),
+): void {
+  const { album } = job
+  if (album?.state !== 'pending') throw new Error('no album is pending')
+  if (job.pending !== 0) throw new Error('the album waits for every item to settle')
+  if ('reason' in result) Object.assign(album, { state: 'failed', reason: result.reason })
+  else
+    Object.assign(album, {
+      state: 'complete',
+      link: result.link,
+      id: result.id,
+      deletehash: result.deletehash,
+    })
+  job.version += 1
+  job.finished = now
 }

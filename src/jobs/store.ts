@@ -2,6 +2,7 @@
  * The in-memory home of jobs and links. It is the only place that changes them (through the
  * model's transitions), so it can keep the counters, notify subscribers and own retention.
  */
+import { EventEmitter } from 'node:events'
 import {
   completeItem,
   failItem,
@@ -13,7 +14,9 @@ import {
   jobStatus,
   type Outcome,
   type Reason,
+  settleAlbum,
   startItem,
+  type Webhook,
 } from './model.ts'
 
 export type StoreOptions = {
@@ -28,7 +31,14 @@ export type StoreOptions = {
 
 type Listener = (job: Job) => void
 
-export class JobStore {
+export type StoreEvents = {
+  /** Every item of the job has settled and its album is still to be made. */
+  itemsSettled: [Job]
+  /** The job is complete (items settled, album made or failed): its webhook may go. */
+  complete: [Job]
+}
+
+export class JobStore extends EventEmitter<StoreEvents> {
   readonly #jobs = new Map<string, Job>()
   /** Finished jobs in the order they finished, with the bytes each retains. */
   readonly #finished = new Map<string, number>()
@@ -45,6 +55,7 @@ export class JobStore {
   #sweeper: NodeJS.Timeout | undefined
 
   constructor(options: StoreOptions) {
+    super()
     for (const key of ['retentionCount', 'retentionMs'] as const) {
       if (!Number.isInteger(options[key]) || options[key] < 1) {
         throw new TypeError(`Expected \`${key}\` to be an integer >= 1, got \`${options[key]}\``)
@@ -79,7 +90,7 @@ export class JobStore {
     this.#jobs.set(job.id, job)
     this.#pendingItems += job.pending
     for (const item of job.items) if (item.state === 'pending') this.#pendingBytes += itemBytes(item)
-    if (job.pending === 0) this.#finish(job)
+    if (job.pending === 0) this.#completed(job)
   }
 
   /** Jobs held, by status (retention decides how many finished ones that is). */
@@ -142,6 +153,21 @@ export class JobStore {
     this.#settled(job)
   }
 
+  /** Records the album the job asked for, made or failed: the job is then complete. */
+  settleAlbum(job: Job, result: Parameters<typeof settleAlbum>[1]): void {
+    settleAlbum(job, result, this.#now())
+    this.#completed(job)
+    this.#notify(job)
+  }
+
+  /** Records how the job's webhook delivery goes (the status shows it). */
+  webhookChanged(job: Job, update: Partial<Omit<Webhook, 'url'>>): void {
+    if (job.webhook === undefined) throw new Error('the job has no webhook')
+    Object.assign(job.webhook, update)
+    job.version += 1
+    this.#notify(job)
+  }
+
   /** Calls `listener` on every change of the job until the returned function is called. */
   subscribe(id: string, listener: Listener): () => void {
     let set = this.#listeners.get(id)
@@ -176,8 +202,16 @@ export class JobStore {
 
   #settled(job: Job): void {
     this.#pendingItems -= 1
-    if (job.pending === 0) this.#finish(job)
+    if (job.pending === 0) {
+      if (job.album?.state === 'pending') this.emit('itemsSettled', job)
+      else this.#completed(job)
+    }
     this.#notify(job)
+  }
+
+  #completed(job: Job): void {
+    this.#finish(job)
+    this.emit('complete', job)
   }
 
   #finish(job: Job): void {
