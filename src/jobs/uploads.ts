@@ -6,9 +6,12 @@
  */
 import { LruMap } from '../lru.ts'
 
-export class Uploads extends LruMap<string, string | Promise<string>> {
+/** An upload's link, and what an album needs of it (its image id and deletehash). */
+export type Known = { link: string; imageId: string; deletehash: string }
+
+export class Uploads extends LruMap<string, Known | Promise<Known>> {
   /** Forgets `key` if it still holds `value` (a failed upload must not drop a later one's entry). */
-  forget(key: string, value: string | Promise<string>): void {
+  forget(key: string, value: Known | Promise<Known>): void {
     if (this.get(key) === value) this.delete(key)
   }
 }

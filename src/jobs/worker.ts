@@ -11,11 +11,11 @@ import { createHash } from 'node:crypto'
 import type { Preparer } from '../convert/prepare.ts'
 import type { Downloader, Opened } from '../download/download.ts'
 import { ServiceError } from '../errors.ts'
-import type { ImgurClient } from '../imgur/client.ts'
+import type { ImgurClient, Uploaded } from '../imgur/client.ts'
 import { raceSignal } from '../signals.ts'
 import { formatDuration } from '../units.ts'
 import type { Item, Job, Outcome } from './model.ts'
-import type { Uploads } from './uploads.ts'
+import type { Known, Uploads } from './uploads.ts'
 
 export type WorkerDeps = {
   downloader: Downloader
@@ -100,9 +100,9 @@ async function attempt(
   const { bytes, type } = opened
   const hash = `${deps.imgur.credentialKey(job.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
   for (let known = deps.uploads.get(hash); known !== undefined; known = deps.uploads.get(hash)) {
-    if (typeof known === 'string') return { link: known, reused: true }
+    if (!(known instanceof Promise)) return { ...known, reused: true }
     try {
-      return { link: await raceSignal(known, signal), reused: true }
+      return { ...(await raceSignal(known, signal)), reused: true }
     } catch {
       signal.throwIfAborted()
       // The other item's upload failed: its failure is its own, this item tries for itself.
@@ -121,20 +121,23 @@ async function attempt(
     )
     return { prepared, uploaded }
   })()
-  const shared = work.then(({ uploaded }) => uploaded.link)
+  const shared = work.then(({ uploaded }) => known(uploaded))
   // Items waiting on the same bytes see the failure; with none waiting it must not go unhandled.
   shared.catch(() => {})
   deps.uploads.set(hash, shared)
   try {
     const { prepared, uploaded } = await work
-    deps.uploads.set(hash, uploaded.link)
+    deps.uploads.set(hash, known(uploaded))
     const { converted, reencoded } = prepared
-    return { link: uploaded.link, reused: false, deletehash: uploaded.deletehash, converted, reencoded }
+    return { ...known(uploaded), reused: false, converted, reencoded }
   } catch (error) {
     deps.uploads.forget(hash, shared)
     throw error
   }
 }
+
+/** What de-duplication keeps of an upload: enough for a later item, and for an album, to use it. */
+const known = ({ link, id, deletehash }: Uploaded): Known => ({ link, imageId: id, deletehash })
 
 /** Streams the video to Imgur's `video` field; a failure on either side ends both (see VideoStream). */
 async function uploadVideo(deps: WorkerDeps, job: Job, video: Video, signal: AbortSignal): Promise<Outcome> {
@@ -153,7 +156,7 @@ async function uploadVideo(deps: WorkerDeps, job: Job, video: Video, signal: Abo
       () => deps.imgur.uploadVideo({ ...upload, chunks: counted(), clientId: job.clientId, signal }),
       () => sent,
     )
-    return { link: uploaded.link, reused: false, deletehash: uploaded.deletehash }
+    return { ...known(uploaded), reused: false }
   } finally {
     // Imgur may answer (an error) before the whole body is sent: the origin connection is released.
     video.stream.cancel()

@@ -1,27 +1,31 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Uploads } from '../../src/jobs/uploads.ts'
+import { type Known, Uploads } from '../../src/jobs/uploads.ts'
+
+const known = (name: string): Known => ({
+  link: `https://i.imgur.com/${name}.png`,
+  imageId: name,
+  deletehash: `d-${name}`,
+})
 
 test('options are checked at construction with exact messages', () => {
   assert.throws(() => new Uploads(0), /Expected `maxEntries` to be an integer >= 1, got `0`/)
 })
 
-test('the least recently used entry is forgotten first', () => {
+test('the least recently used upload is forgotten first', () => {
   const uploads = new Uploads(2)
-  uploads.set('a', 'https://i.imgur.com/a.png')
-  uploads.set('b', 'https://i.imgur.com/b.png')
-  assert.equal(uploads.get('a'), 'https://i.imgur.com/a.png', 'a read makes a the most recent')
-  uploads.set('c', 'https://i.imgur.com/c.png')
+  uploads.set('a', known('a'))
+  uploads.set('b', known('b'))
+  assert.deepEqual(uploads.get('a'), known('a'), 'a read makes a the most recent')
+  uploads.set('c', known('c'))
   assert.equal(uploads.get('b'), undefined)
-  assert.equal(uploads.get('a'), 'https://i.imgur.com/a.png')
-  assert.equal(uploads.get('c'), 'https://i.imgur.com/c.png')
   assert.equal(uploads.size, 2)
 })
 
 test('forget drops an entry only while it still holds the given value', () => {
   const uploads = new Uploads(10)
-  const failed = Promise.resolve('x')
-  const later = Promise.resolve('y')
+  const failed = Promise.resolve(known('x'))
+  const later = Promise.resolve(known('y'))
   uploads.set('k', failed)
   uploads.set('k', later)
   uploads.forget('k', failed)
