@@ -8,6 +8,7 @@ const form = $('upload')
 const urlsBox = $('urls')
 const fileInput = $('file')
 const clientIdBox = $('client-id')
+const albumBox = $('album-title')
 const submitButton = $('submit')
 const errorBox = $('error')
 const keyBox = $('api-key')
@@ -129,6 +130,8 @@ async function submit(event) {
   }
   const body = { urls: lines.map((entry) => entry.url) }
   if (clientIdBox.value.trim() !== '') body.clientId = clientIdBox.value.trim()
+  const albumTitle = albumBox.value.trim()
+  if (albumTitle !== '') body.album = { title: albumTitle }
   submitButton.disabled = true
   try {
     const response = await api('/v1/images/upload', {
@@ -141,8 +144,9 @@ async function submit(event) {
     if (response.status !== 202) {
       return showError({ message: `The service answered HTTP ${response.status}.`, ...answer }, lines)
     }
-    followJob(answer.jobId, lines.length)
+    followJob(answer.jobId, lines.length, albumTitle)
     urlsBox.value = ''
+    albumBox.value = ''
     renderChecks()
   } catch (error) {
     showError({ message: `Could not reach the service: ${error.message}` })
@@ -151,11 +155,12 @@ async function submit(event) {
   }
 }
 
-function followJob(jobId, sent) {
+function followJob(jobId, sent, albumTitle) {
   const card = $('job-template').content.firstElementChild.cloneNode(true)
   const q = (selector) => card.querySelector(selector)
   const title = (count) => `Job ${jobId.slice(0, 8)} · ${count} URL${count === 1 ? '' : 's'}`
   q('.job-title').textContent = title(sent)
+  q('.job-title').id = `job-${jobId}`
   q('.job-counts').textContent = 'Waiting to start…'
   card.dataset.jobId = jobId
   $('jobs').prepend(card)
@@ -163,42 +168,107 @@ function followJob(jobId, sent) {
 
   const shown = new Set()
   const links = []
+  const cancel = q('.cancel')
+  cancel.setAttribute('aria-describedby', q('.job-title').id)
   q('.copy').addEventListener('click', () => copyLinks(links, q('.copy-result')))
-  void watchJob(
-    jobId,
-    (status) => {
-      const { complete, failed } = status.uploaded
-      const total = status.items.length
-      const done = complete.length + failed.length
-      q('.job-title').textContent = title(total) // duplicates were merged by the server
-      Object.assign(q('.job-progress'), { max: total, value: done })
-      q('.job-counts').textContent =
-        status.status === 'complete'
-          ? `Finished: ${complete.length} uploaded, ${failed.length} failed.`
-          : `${done} of ${total} done: ${complete.length} uploaded, ${failed.length} failed.`
-      status.items.forEach((item, index) => {
-        if (item.state === 'pending' || shown.has(index)) return
-        shown.add(index)
-        if (item.state === 'complete') {
-          links.push(item.link)
-          q('.job-links').append(thumb(item.link, `Uploaded from ${item.url}`))
-        } else {
-          const reason = element(
-            'span',
-            { className: 'reason' },
-            `${item.reason.message} (${item.reason.code})`,
-          )
-          q('.failures').append(element('li', {}, element('code', {}, item.url), ': ', reason))
-        }
-      })
-      q('.copy').disabled = links.length === 0
-      card.dataset.status = status.status
-      if (status.status === 'complete') refreshGallery()
-    },
-    (why) => {
-      q('.job-counts').textContent = why
-    },
-  )
+  const show = (status) => {
+    // The cancel's answer may arrive after the stream's newer, final status.
+    if (card.dataset.status === 'complete' && status.status !== 'complete') return
+    const { complete, failed } = status.uploaded
+    const total = status.items.length
+    const done = complete.length + failed.length
+    const cancelled = status.items.filter((item) => item.reason?.code === 'cancelled').length
+    q('.job-title').textContent = title(total) // duplicates were merged by the server
+    Object.assign(q('.job-progress'), { max: total, value: done })
+    q('.job-counts').textContent =
+      status.status !== 'complete'
+        ? `${done} of ${total} done: ${complete.length} uploaded, ${failed.length} failed.`
+        : cancelled > 0
+          ? `Cancelled: ${complete.length} uploaded, ${cancelled} cancelled, ${failed.length - cancelled} failed.`
+          : `Finished: ${complete.length} uploaded, ${failed.length} failed.`
+    if (status.album) showAlbum(q('.job-album'), status.album, albumTitle, done === total)
+    status.items.forEach((item, index) => {
+      if (item.state === 'pending' || shown.has(index)) return
+      shown.add(index)
+      if (item.state === 'complete') {
+        links.push(item.link)
+        q('.job-links').append(thumb(item.link, `Uploaded from ${item.url}`))
+      } else {
+        const reason = element(
+          'span',
+          { className: 'reason' },
+          `${item.reason.message} (${item.reason.code})`,
+        )
+        q('.failures').append(element('li', {}, element('code', {}, item.url), ': ', reason))
+      }
+    })
+    q('.copy').disabled = links.length === 0
+    card.dataset.status = status.status
+    if (status.status === 'complete') {
+      if (document.activeElement === cancel) keepFocus()
+      cancel.hidden = true
+      refreshGallery()
+    }
+  }
+  // A keyboard user whose button goes away keeps their place: on the job, not at the page's top.
+  const keepFocus = () => {
+    q('.job-title').tabIndex = -1
+    q('.job-title').focus()
+  }
+  cancel.addEventListener('click', async () => {
+    // Disabling the button while the request runs takes the focus from it: note who had it.
+    const focused = document.activeElement === cancel
+    await cancelJob(jobId, cancel, q('.cancel-result'), show)
+    if (focused && cancel.hidden) keepFocus()
+    else if (focused) cancel.focus()
+  })
+  void watchJob(jobId, show, (why) => {
+    q('.job-counts').textContent = why
+  })
+}
+
+/** The album asked for with a job: its link once made, why not when it failed, else that it is coming. */
+function showAlbum(box, album, title, settled) {
+  const name = title ? `Album “${title}”` : 'Album'
+  box.hidden = false
+  box.dataset.state = album.state
+  if (album.state === 'complete') {
+    const link = element('a', { href: album.link, target: '_blank', rel: 'noopener' }, album.link)
+    box.replaceChildren(`${name}: `, link)
+  } else if (album.state === 'failed') {
+    const reason = album.reason ? `${album.reason.message} (${album.reason.code})` : 'no reason given'
+    box.replaceChildren(`${name} could not be made: `, element('span', { className: 'reason' }, reason))
+  } else {
+    box.textContent = settled ? `${name}: making album…` : `${name}: made once every URL is done.`
+  }
+}
+
+/**
+ * Asks the service to stop the job: unfinished URLs fail as `cancelled`, uploaded ones stay. The
+ * answer is the job's status, shown at once (the stream, if still open, brings what follows).
+ */
+async function cancelJob(jobId, button, result, show) {
+  button.disabled = true
+  result.textContent = 'Cancelling…'
+  try {
+    const response = await api(`/v1/images/upload/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' })
+    const answer = await response.json().catch(() => ({}))
+    if (response.ok) {
+      result.textContent = ''
+      show(answer)
+    } else if (response.status === 401) {
+      result.textContent = 'Not cancelled: the service wants a valid API key.'
+      askForKey(true)
+    } else if (answer.error === 'job_not_found') {
+      result.textContent = 'Not cancelled: the service no longer knows this job.'
+    } else {
+      result.textContent = `Not cancelled: ${answer.message ?? `the service answered HTTP ${response.status}`}.`
+    }
+  } catch (error) {
+    result.textContent = `Not cancelled: could not reach the service (${error.message}).`
+  } finally {
+    button.disabled = false
+  }
 }
 
 /**

@@ -8,7 +8,14 @@ const BAR_WIDTH = 30
 export function counts(status: StatusDocument) {
   const { complete, failed } = status.uploaded
   const total = status.items.length
-  return { total, done: complete.length + failed.length, uploaded: complete.length, failed: failed.length }
+  const cancelled = status.items.filter((item) => item.reason?.code === 'cancelled').length
+  return {
+    total,
+    done: complete.length + failed.length,
+    uploaded: complete.length,
+    failed: failed.length,
+    cancelled,
+  }
 }
 
 /**
@@ -41,14 +48,28 @@ export function createProgress(stream: Stream) {
   }
 }
 
-/** One line per URL, in submission order: `uploaded <url> -> <link>` or `failed   <url>: <reason>`. */
+/**
+ * One line per URL, in submission order: `uploaded <url> -> <link>` or `failed   <url>: <reason>`;
+ * then the album's line and the webhook's, when the job asked for them.
+ */
 export function formatReport(status: StatusDocument): string {
-  return status.items
-    .map((item) => {
-      if (item.state === 'complete') return `uploaded ${item.url} -> ${item.link}\n`
-      if (item.state === 'failed')
-        return `failed   ${item.url}: ${item.reason?.message} (${item.reason?.code})\n`
-      return `pending  ${item.url}\n`
-    })
-    .join('')
+  const lines = status.items.map((item) => {
+    if (item.state === 'complete') return `uploaded ${item.url} -> ${item.link}`
+    if (item.state === 'failed') return `failed   ${item.url}: ${item.reason?.message} (${item.reason?.code})`
+    return `pending  ${item.url}`
+  })
+  const { album, webhook } = status
+  if (album?.state === 'complete') lines.push(`album    ${album.link}`)
+  else if (album?.state === 'failed')
+    lines.push(`album    failed: ${album.reason?.message} (${album.reason?.code})`)
+  else if (album) lines.push('album    pending')
+  if (webhook) {
+    const tries = `${webhook.attempts} attempt${webhook.attempts === 1 ? '' : 's'}`
+    const last = webhook.lastError ? `: ${webhook.lastError}` : ''
+    if (webhook.state === 'delivered') lines.push(`webhook  delivered (${tries})`)
+    else if (webhook.state === 'failed') lines.push(`webhook  failed after ${tries}${last}`)
+    else if (webhook.attempts === 0) lines.push('webhook  pending (not tried yet)')
+    else lines.push(`webhook  pending, the service retries (${tries} so far${last})`)
+  }
+  return lines.map((line) => `${line}\n`).join('')
 }

@@ -11,8 +11,9 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import { type Browser, chromium, type Page, type Route } from 'playwright-core'
 import { buildApp } from '../../src/http/app.ts'
+import type { StatusDocument } from '../../src/http/schemas.ts'
 import { createLogger } from '../../src/log.ts'
 import { startService } from '../helpers/service.ts'
 
@@ -290,4 +291,202 @@ test('serves the page and its assets with their types, revalidation and the mode
     assert.ok(!(path in paths), `${path} is not in the API document`)
   assert.equal((await app.inject('/index.html')).statusCode, 404)
   assert.equal((await app.inject('/../package.json')).statusCode, 404)
+})
+
+/** A status document as the contract has it: `links[i]` is item i's link, a reason code, or null (pending). */
+function statusOf(
+  id: string,
+  urls: string[],
+  outcomes: Array<string | null>,
+  extra: Partial<StatusDocument> = {},
+): StatusDocument {
+  const items = urls.map((url, i): StatusDocument['items'][number] => {
+    const outcome = outcomes[i] ?? null
+    if (outcome === null) return { url, state: 'pending', attempts: 0 }
+    if (outcome.startsWith('http')) return { url, state: 'complete', attempts: 1, link: outcome }
+    return { url, state: 'failed', attempts: 1, reason: { code: outcome, message: `it was ${outcome}` } }
+  })
+  const settled = items.every((item) => item.state !== 'pending')
+  const complete = settled && extra.album?.state !== 'pending'
+  return {
+    id,
+    created: '2026-11-27T10:00:00.000Z',
+    finished: complete ? '2026-11-27T10:00:02.000Z' : null,
+    status: complete ? 'complete' : 'in-progress',
+    uploaded: {
+      pending: items.filter((item) => item.state === 'pending').map((item) => item.url),
+      complete: items.flatMap((item) => (item.link ? [item.link] : [])),
+      failed: items.filter((item) => item.state === 'failed').map((item) => item.url),
+    },
+    items,
+    ...extra,
+  }
+}
+
+/** Answers a status stream with these events, then ends it; the page reconnects after `retry-after` s. */
+function events(route: Route, statuses: StatusDocument[], retryAfter = 1) {
+  return route.fulfill({
+    status: 200,
+    headers: { 'content-type': 'text/event-stream', 'retry-after': String(retryAfter) },
+    body: statuses.map((status) => `event: status\ndata: ${JSON.stringify(status)}\n\n`).join(''),
+  })
+}
+
+const JOB_IDS = [
+  '1a2b3c4d-0000-4000-8000-000000000001',
+  '1a2b3c4d-0000-4000-8000-000000000002',
+  '1a2b3c4d-0000-4000-8000-000000000003',
+]
+
+// The service in this branch accepts `album` but makes no albums yet: the page's side of the
+// contract is checked with the API's answers played by playwright's routes.
+test('an album title is sent with the job; the album shows while it is made, then its link', async (t) => {
+  const { page, origin, problems } = await openPage(t)
+  const urls = [`${origin.url}/img/3910034431.png`, `${origin.url}/img/563540991.png`]
+  const sent: unknown[] = []
+  await page.route('**/v1/images/upload', (route) => {
+    sent.push(route.request().postDataJSON())
+    return route.fulfill({
+      status: 202,
+      contentType: 'application/json',
+      body: JSON.stringify({ jobId: JOB_IDS[sent.length - 1] }),
+    })
+  })
+  const [first = '', second = '', third = ''] = JOB_IDS
+  const { promise: albumMade, resolve: makeAlbum } = Promise.withResolvers<void>()
+  let firstStreams = 0
+  await page.route('**/v1/images/upload/*/events', async (route) => {
+    const id = route.request().url().split('/').at(-2) ?? ''
+    if (id === first && ++firstStreams === 1) {
+      return events(route, [
+        statusOf(first, urls, [urls[0] ?? '', null], { album: { state: 'pending' } }),
+        statusOf(first, urls, [urls[0] ?? '', urls[1] ?? ''], { album: { state: 'pending' } }),
+      ])
+    }
+    if (id === first) {
+      await albumMade
+      const album = { state: 'complete', link: 'https://imgur.com/a/Trip1', id: 'Trip1' } as const
+      return events(route, [statusOf(first, urls, [urls[0] ?? '', urls[1] ?? ''], { album })])
+    }
+    const reason = { code: 'album_failed', message: 'Imgur answered HTTP 500' }
+    const album = id === second ? ({ state: 'failed', reason } as const) : undefined
+    return events(route, [statusOf(id, urls, [urls[0] ?? '', 'download_http_status'], album && { album })])
+  })
+
+  const box = page.getByLabel('Image URLs, one per line')
+  const albumTitle = page.getByLabel('Album title')
+  await box.fill(urls.join('\n'))
+  await albumTitle.fill('  Trip to the sea ')
+  await page.getByRole('button', { name: 'Upload' }).click()
+  const job = page.locator(`.job[data-job-id="${first}"]`)
+  await job.getByText('Album “Trip to the sea”: making album…').waitFor()
+  assert.deepEqual(sent[0], { urls, album: { title: 'Trip to the sea' } })
+  assert.equal(await albumTitle.inputValue(), '', 'the title goes with its list')
+  assert.equal(await job.getAttribute('data-status'), 'in-progress', 'in progress while the album is made')
+  assert.ok(await job.getByRole('button', { name: 'Cancel' }).isVisible())
+
+  makeAlbum()
+  const link = job.getByRole('link', { name: 'https://imgur.com/a/Trip1' })
+  await link.waitFor()
+  assert.equal(await link.getAttribute('href'), 'https://imgur.com/a/Trip1')
+  assert.equal(
+    await job.locator('.job-album').textContent(),
+    'Album “Trip to the sea”: https://imgur.com/a/Trip1',
+  )
+  assert.equal(await job.getAttribute('data-status'), 'complete')
+  assert.equal(await job.locator('.job-counts').textContent(), 'Finished: 2 uploaded, 0 failed.')
+  assert.ok(await job.getByRole('button', { name: 'Cancel' }).isHidden(), 'nothing left to cancel')
+
+  // A failed album shows its reason; without a title no album is asked for, nor shown.
+  await box.fill(urls.join('\n'))
+  await albumTitle.fill('Doomed')
+  await page.getByRole('button', { name: 'Upload' }).click()
+  await page
+    .locator(`.job[data-job-id="${second}"] .job-album`)
+    .getByText('Album “Doomed” could not be made: Imgur answered HTTP 500 (album_failed)')
+    .waitFor()
+  await box.fill(urls.join('\n'))
+  await page.getByRole('button', { name: 'Upload' }).click()
+  const plain = page.locator(`.job[data-job-id="${third}"][data-status="complete"]`)
+  await plain.waitFor()
+  assert.deepEqual(sent[2], { urls })
+  assert.ok(await plain.locator('.job-album').isHidden())
+  assert.deepEqual(problems, [])
+})
+
+test('Cancel posts the cancel route with the API key and shows the final status; keyboard works', async (t) => {
+  const key = 'k'.repeat(43)
+  const { page, origin, problems } = await openPage(t, undefined, {
+    API_KEYS: `alice:${createHash('sha256').update(key).digest('hex')}`,
+  })
+  await page.getByLabel('API key').fill(key)
+  await page.getByLabel('API key').press('Enter')
+  const urls = [1, 2, 3].map((n) => `${origin.url}/img/${n}.png`)
+  const [first = '', second = ''] = JOB_IDS
+  let submissions = 0
+  await page.route('**/v1/images/upload', (route) =>
+    route.fulfill({
+      status: 202,
+      contentType: 'application/json',
+      body: JSON.stringify({ jobId: JOB_IDS[submissions++] }),
+    }),
+  )
+  // The job stays under way: the stream shows one upload, then the page waits a minute to reconnect.
+  await page.route('**/v1/images/upload/*/events', (route) => {
+    const id = route.request().url().split('/').at(-2) ?? ''
+    return events(route, [statusOf(id, urls, [urls[0] ?? '', null, null])], 60)
+  })
+  await page.route('**/v1/images/upload/*/cancel', (route) => {
+    const id = route.request().url().split('/').at(-2) ?? ''
+    if (id !== first) {
+      return route.fulfill({
+        status: 404,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: 'job_not_found', message: `no job with id ${id}` }),
+      })
+    }
+    const final = statusOf(id, urls, [urls[0] ?? '', 'cancelled', 'cancelled'])
+    return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(final) })
+  })
+
+  await page.getByLabel('Image URLs, one per line').fill(urls.join('\n'))
+  await page.getByRole('button', { name: 'Upload' }).click()
+  const job = page.locator(`.job[data-job-id="${first}"]`)
+  await job.getByText('1 of 3 done: 1 uploaded, 0 failed.').waitFor()
+  const cancel = job.getByRole('button', { name: 'Cancel' })
+  assert.equal(
+    await cancel.getAttribute('aria-describedby'),
+    await job.locator('h3').getAttribute('id'),
+    'the button names its job',
+  )
+
+  await cancel.focus()
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/cancel')),
+    page.keyboard.press('Enter'),
+  ])
+  assert.equal(new URL(request.url()).pathname, `/v1/images/upload/${first}/cancel`)
+  assert.equal(request.headers().authorization, `Bearer ${key}`)
+  await job.getByText('Cancelled: 1 uploaded, 2 cancelled, 0 failed.').waitFor()
+  assert.equal(await job.getAttribute('data-status'), 'complete')
+  assert.deepEqual(await job.locator('.failures li').allInnerTexts(), [
+    `${urls[1]}: it was cancelled (cancelled)`,
+    `${urls[2]}: it was cancelled (cancelled)`,
+  ])
+  assert.ok(await cancel.isHidden())
+  assert.equal(await page.evaluate('document.activeElement.id'), `job-${first}`, 'focus stays on the job')
+
+  // A job the service forgot: the page says so and keeps the button.
+  await page.getByLabel('Image URLs, one per line').fill(urls.join('\n'))
+  await page.getByRole('button', { name: 'Upload' }).click()
+  const other = page.locator(`.job[data-job-id="${second}"]`)
+  await other.getByText('1 of 3 done').waitFor()
+  await other.getByRole('button', { name: 'Cancel' }).click()
+  await other.getByText('Not cancelled: the service no longer knows this job.').waitFor()
+  assert.ok(await other.getByRole('button', { name: 'Cancel' }).isEnabled())
+  // The 401 is the gallery's first request, before the key was entered; the 404 the forgotten job's.
+  assert.deepEqual(
+    problems.filter((text) => !/\b(401|404)\b/.test(text)),
+    [],
+  )
 })
