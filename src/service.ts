@@ -11,6 +11,7 @@ import { Scheduler } from './jobs/scheduler.ts'
 import { JobStore } from './jobs/store.ts'
 import { Uploads } from './jobs/uploads.ts'
 import { processItem, type WorkerDeps } from './jobs/worker.ts'
+import { Webhooks } from './webhooks/delivery.ts'
 
 export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
 
@@ -20,6 +21,10 @@ export type ServiceOverrides = {
   /** A downloader standing in for the network (tests that must not dial anything). */
   downloader?: Downloader
   random?: () => number
+  /** One webhook attempt's deadline (15 s by default; tests shrink it). */
+  webhookTimeoutMs?: number
+  /** The clock of `webhook-timestamp`. */
+  webhookNow?: () => number
 }
 
 export function createService(config: Config, log: Logger, overrides: ServiceOverrides = {}) {
@@ -93,15 +98,37 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
       log,
     },
   )
+  // Off without a secret: the routes then refuse every webhookUrl.
+  const webhooks =
+    config.webhookSecret === undefined
+      ? undefined
+      : new Webhooks(
+          {
+            secret: config.webhookSecret,
+            retryDelaysMs: config.webhookRetryDelaysMs,
+            allowPrivateNetworks: config.fetchAllowPrivateNetworks,
+            userAgent: USER_AGENT,
+            ownUrls: config.publicUrl === undefined ? [] : [config.publicUrl],
+            ...(overrides.webhookTimeoutMs !== undefined && { timeoutMs: overrides.webhookTimeoutMs }),
+            ...(overrides.webhookNow && { now: overrides.webhookNow }),
+            ...(overrides.lookup && { lookup: overrides.lookup }),
+          },
+          { store, log },
+        )
 
   return {
     store,
     queue,
     imgur,
     downloader,
-    /** Stops taking work, lets in-flight items finish for up to `graceMs`, then releases everything. */
+    webhooks,
+    /**
+     * Stops taking work, lets in-flight items finish for up to `graceMs`, then releases
+     * everything; webhooks still to be delivered are dropped.
+     */
     async close(graceMs: number): Promise<void> {
       await queue.close(graceMs)
+      await webhooks?.close()
       store.close()
       await Promise.allSettled([downloader.close(), imgur.close()])
     },

@@ -3,7 +3,8 @@ export const MAX_URL_LENGTH = 2048
 
 export type UrlProblem = { index: number; reason: string }
 
-function problemOf(entry: unknown): string | URL {
+/** What is wrong with one submitted URL (the download rules), or the parsed URL when nothing is. */
+export function problemOf(entry: unknown): string | URL {
   if (typeof entry !== 'string') return `expected a string, got ${entry === null ? 'null' : typeof entry}`
   if (entry.length === 0) return 'empty string'
   if (entry.length > MAX_URL_LENGTH) return `longer than ${MAX_URL_LENGTH} characters`

@@ -1,10 +1,18 @@
 import type { LookupAddress, LookupOptions } from 'node:dns'
+import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP, type LookupFunction } from 'node:net'
 import { Agent, buildConnector } from 'undici'
 import { isServiceError, ServiceError } from '../errors.ts'
 import { dnsFailure } from './failures.ts'
 
 export type Resolve = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>
+
+/** The operating system's resolver, every address of the name. */
+export const osLookup: Resolve = async (hostname) =>
+  (await dnsLookup(hostname, { all: true })).map((a) => ({
+    address: a.address,
+    family: a.family === 6 ? 6 : 4,
+  }))
 
 /** Which dialled addresses are refused. `allowPrivate` lifts the ban (tests, local demos). */
 export type AddressPolicy = { allowPrivate: boolean; isBlocked: (address: string) => boolean }

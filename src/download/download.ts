@@ -1,11 +1,10 @@
-import { lookup as dnsLookup } from 'node:dns/promises'
 import { request } from 'undici'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { Sniffed } from '../media.ts'
 import { formatBytes } from '../units.ts'
 import { checkHost, checkUrl, isBlockedAddress, originOf } from './address.ts'
 import { collectCapped, decodedChunks, decoderFor, readHead, tooLarge } from './body.ts'
-import { type AddressPolicy, createAgent, type Resolve } from './connect.ts'
+import { type AddressPolicy, createAgent, osLookup, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
 import { classify, sniffVideo } from './sniff.ts'
 import { createDeadline, type VideoStream, videoStream } from './video.ts'
@@ -47,12 +46,6 @@ const ACCEPT = 'image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.5'
 const DISCARD_LIMIT = 64 * 1024
 /** What file-type reads to decide; a video's `ftyp` or EBML header is at the very start. */
 const SNIFF_BYTES = 4100
-
-const osLookup: Resolve = async (hostname) =>
-  (await dnsLookup(hostname, { all: true })).map((a) => ({
-    address: a.address,
-    family: a.family === 6 ? 6 : 4,
-  }))
 
 function checkOptions(o: DownloadOptions): void {
   for (const [name, min] of [

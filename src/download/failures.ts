@@ -11,7 +11,7 @@ const RESOLVER = new Set(['EAI_AGAIN', 'EAI_FAIL', 'ESERVFAIL', 'ETIMEOUT', 'ERE
 const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
 
 /** Node reports a failed Happy Eyeballs race as an AggregateError; its first attempt names the cause. */
-function errorCode(error: unknown): string {
+export function errorCode(error: unknown): string {
   const e = error as { code?: unknown; errors?: unknown[] } | undefined
   if (typeof e?.code === 'string') return e.code
   return Array.isArray(e?.errors) ? errorCode(e.errors[0]) : ''

@@ -120,6 +120,7 @@ export function buildApp({ config, store, queue, imgur, log, now }: AppDeps) {
     queue,
     quotas,
     maxUrlsPerJob: config.maxUrlsPerJob,
+    webhooks: config.webhookSecret !== undefined,
     streams: {
       idleTimeoutMs: config.streamIdleTimeoutMs,
       maxStreams: config.maxStreams,

@@ -5,6 +5,7 @@ import { ServiceError } from '../errors.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
 import { parseSubmittedUrls } from '../urls.ts'
+import { checkWebhookUrl } from '../webhooks/submission.ts'
 import { clientOf } from './access.ts'
 import { createEventStreams, type EventStreamOptions } from './events.ts'
 import type { Quotas } from './quotas.ts'
@@ -25,11 +26,13 @@ export type RoutesOptions = {
   quotas: Quotas
   maxUrlsPerJob: number
   streams: EventStreamOptions
+  /** WEBHOOK_SECRET is set: submissions may carry a webhookUrl. */
+  webhooks: boolean
 }
 
 export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   app,
-  { store, queue, quotas, maxUrlsPerJob, streams },
+  { store, queue, quotas, maxUrlsPerJob, streams, webhooks },
 ) => {
   app.post(
     '/v1/images/upload',
@@ -72,8 +75,9 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
           },
         )
       }
-      const admission = quotas.admit(clientOf(request), request.owner, parsed.urls.length)
       const { clientId, album, webhookUrl } = request.body
+      checkWebhookUrl(webhookUrl, webhooks)
+      const admission = quotas.admit(clientOf(request), request.owner, parsed.urls.length)
       const job = queue.submit(parsed.urls, parsed.targets, {
         clientId,
         owner: request.owner,

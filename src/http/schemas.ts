@@ -28,11 +28,10 @@ export function uploadBody(maxUrls: number) {
         }),
       ),
       webhookUrl: Type.Optional(
+        // Checked in code (like `urls`), so that a bad one answers `invalid_webhook_url`.
         Type.String({
-          minLength: 1,
-          maxLength: 2048,
           description:
-            'an http(s) URL that receives a signed `job.completed` call (Standard Webhooks) when the job completes; needs WEBHOOK_SECRET on the service',
+            'an http(s) URL without credentials, at most 2048 characters, that receives a signed `job.completed` call (Standard Webhooks) when the job completes; needs WEBHOOK_SECRET on the service',
         }),
       ),
       album: Type.Optional(
