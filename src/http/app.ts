@@ -9,6 +9,7 @@ import type { ImgurClient } from '../imgur/client.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
 import { clientOf, registerAccess } from './access.ts'
+import { IdempotencyKeys } from './idempotency.ts'
 import { registerOpenApi } from './openapi.ts'
 import { operations } from './operations.ts'
 import { Quotas } from './quotas.ts'
@@ -21,7 +22,7 @@ export type AppDeps = {
   queue: Scheduler
   imgur: Pick<ImgurClient, 'limits'>
   log: Logger
-  /** The clock of the submission limits (tests move it across minutes and UTC days). */
+  /** The clock of the submission limits and Idempotency-Keys (tests move it across minutes, days and TTLs). */
   now?: () => number
 }
 
@@ -119,6 +120,7 @@ export function buildApp({ config, store, queue, imgur, log, now }: AppDeps) {
     store,
     queue,
     quotas,
+    idempotency: new IdempotencyKeys({ ttlMs: config.idempotencyTtlMs, ...(now && { now }) }),
     maxUrlsPerJob: config.maxUrlsPerJob,
     webhooks: config.webhookSecret !== undefined,
     streams: {

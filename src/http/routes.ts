@@ -1,5 +1,5 @@
 /** The HTTP routes: validated input in, one domain call, a plain object out. */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ServiceError } from '../errors.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
@@ -8,13 +8,17 @@ import { parseSubmittedUrls } from '../urls.ts'
 import { checkWebhookUrl } from '../webhooks/submission.ts'
 import { clientOf } from './access.ts'
 import { createEventStreams, type EventStreamOptions } from './events.ts'
+import { type IdempotencyKeys, idempotent } from './idempotency.ts'
+import { Pager } from './pages.ts'
 import type { Quotas } from './quotas.ts'
 import {
   AcceptedAnswer,
   ErrorBody,
   JobParams,
   JobStatus,
-  Links,
+  LinksAnswer,
+  LinksQuery,
+  SubmitHeaders,
   TooManySubmissions,
   uploadBody,
 } from './schemas.ts'
@@ -24,6 +28,7 @@ export type RoutesOptions = {
   store: JobStore
   queue: Scheduler
   quotas: Quotas
+  idempotency: IdempotencyKeys
   maxUrlsPerJob: number
   streams: EventStreamOptions
   /** WEBHOOK_SECRET is set: submissions may carry a webhookUrl. */
@@ -32,24 +37,41 @@ export type RoutesOptions = {
 
 export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   app,
-  { store, queue, quotas, maxUrlsPerJob, streams, webhooks },
+  { store, queue, quotas, idempotency, maxUrlsPerJob, streams, webhooks },
 ) => {
   app.post(
     '/v1/images/upload',
     {
       schema: {
         summary: 'Submit image URLs to upload to Imgur',
-        description: 'Answers at once with a job id; downloads and uploads happen in the background.',
+        description:
+          'Answers at once with a job id; downloads and uploads happen in the background. ' +
+          'With an `Idempotency-Key`, a retry of the same submission answers the first answer again instead of making a second job.',
+        headers: SubmitHeaders,
         body: uploadBody(maxUrlsPerJob),
         response: {
           202: AcceptedAnswer,
-          400: ErrorBody,
+          400: {
+            ...ErrorBody,
+            description:
+              '`invalid_body`, `invalid_json`, `invalid_urls` (`details.invalid` names each) or `invalid_idempotency_key`',
+          },
+          409: {
+            ...ErrorBody,
+            description:
+              '`idempotency_request_in_progress`: the first request with this Idempotency-Key is still being answered (Retry-After)',
+          },
           413: ErrorBody,
           415: ErrorBody,
+          422: {
+            ...ErrorBody,
+            description: '`idempotency_key_reused`: this Idempotency-Key came earlier with another body',
+          },
           429: TooManySubmissions,
           503: ErrorBody,
         },
       },
+      ...idempotent(idempotency, clientOf),
       preValidation: async (request) => {
         if (request.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== 'application/json') {
           throw new ServiceError(
@@ -103,6 +125,42 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     async (request, reply) => sendStatus(reply, findJob(store, request.params.jobId, request.owner)),
   )
 
+  // The cancel route needs no body; a client that says `Content-Type: application/json` and sends
+  // none is not refused for it (Fastify's JSON parser refuses an empty body).
+  app.register(async (scope) => {
+    const json = scope.getDefaultJsonParser('error', 'error')
+    scope.removeContentTypeParser('application/json')
+    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+      body === '' ? done(null, undefined) : json(request, body as string, done),
+    )
+    scope.withTypeProvider<TypeBoxTypeProvider>().post(
+      '/v1/images/upload/:jobId/cancel',
+      {
+        schema: {
+          operationId: 'cancelJob',
+          summary: 'Cancel a job',
+          description:
+            'Its URLs not finished — waiting, waiting for a retry, or being downloaded or uploaded (those are aborted) — fail at once with reason `cancelled`; ' +
+            'those complete stay complete, and an album the job asked for is made of them. Answers the status document; cancelling a job with nothing left to do changes nothing. ' +
+            'The route takes no body.',
+          params: JobParams,
+          response: {
+            200: JobStatus,
+            400: { ...ErrorBody, description: '`invalid_json`: a body was sent and it is not JSON' },
+            404: { ...ErrorBody, description: "`job_not_found`: no such job (or another API key's)" },
+            413: { ...ErrorBody, description: '`body_too_large`: a body was sent, larger than 1 MiB' },
+            415: { ...ErrorBody, description: '`unsupported_media_type`: a body was sent, and not as JSON' },
+          },
+        },
+      },
+      async (request, reply) => {
+        const job = findJob(store, request.params.jobId, request.owner)
+        queue.cancel(job)
+        return sendStatus(reply, job)
+      },
+    )
+  })
+
   const events = createEventStreams(store, streams)
   app.addHook('preClose', async () => events.close())
   app.get(
@@ -133,16 +191,32 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       events.stream(findJob(store, request.params.jobId, request.owner), request, reply),
   )
 
+  const pager = new Pager()
   app.get(
     '/v1/images',
     {
       schema: {
         summary: 'Every Imgur link uploaded since the service started (with API keys: by your jobs)',
-        response: { 200: Links },
+        description:
+          'Without parameters, the whole list. With `limit` (and then `cursor`), one page of it and the `next` cursor, also sent as `Link: <…>; rel="next"`. ' +
+          'The list is only ever appended to, so pages neither skip nor repeat links.',
+        querystring: LinksQuery,
+        response: {
+          200: LinksAnswer,
+          400: { ...ErrorBody, description: '`invalid_limit` (not 1 to 1000) or `invalid_cursor`' },
+        },
       },
     },
-    // The store's lists are only ever appended to; serialising one needs no copy.
-    async (request) => ({ uploaded: store.links(request.owner) as string[] }),
+    async (request, reply) => {
+      // The store's lists are only ever appended to; serialising one whole needs no copy.
+      const links = store.links(request.owner) as string[]
+      const { limit, cursor } = request.query
+      if (limit === undefined && cursor === undefined) return { uploaded: links }
+      const page = pager.page(links, limit, cursor)
+      if (page.next !== null)
+        reply.header('link', `</v1/images?limit=${page.limit}&cursor=${page.next}>; rel="next"`)
+      return { uploaded: page.entries, next: page.next }
+    },
   )
 }
 

@@ -147,8 +147,48 @@ export type StatusDocument = Static<typeof JobStatus>
 export const Links = Type.Object({
   uploaded: Type.Array(Type.String(), {
     description:
-      "every Imgur link uploaded since start, in upload order; with API keys on, those of the caller's jobs",
+      "every Imgur link uploaded since start, in upload order (with `limit` or `cursor`: one page of them); with API keys on, those of the caller's jobs",
   }),
+  next: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], {
+      description:
+        'only when paging: the cursor of the next page (pass it as `cursor`, with the same `limit`), or null on the last page',
+    }),
+  ),
+})
+
+export const LinksQuery = Type.Object({
+  limit: Type.Optional(
+    Type.String({
+      description:
+        'links per page, an integer from 1 to 1000 (default 1000 once `cursor` is given); without `limit` and `cursor` the answer is the whole list',
+      examples: ['100'],
+    }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ description: 'where the page starts: the `next` of the previous page (opaque)' }),
+  ),
+})
+
+export const LinksAnswer = {
+  description: 'the links (or one page of them)',
+  headers: {
+    Link: Type.String({
+      description:
+        'when paging and a next page exists: `</v1/images?limit=N&cursor=C>; rel="next"` (RFC 8288)',
+    }),
+  },
+  content: { 'application/json': { schema: Links } },
+}
+
+export const SubmitHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      description:
+        'makes retrying the submission safe: the same key with the same body within IDEMPOTENCY_TTL_MS answers the first answer again (`Idempotency-Replayed: true`) and creates no second job; 1 to 255 printable ASCII characters, per API key (or per address without keys)',
+      examples: ['8e03978e-40d5-43e8-bc93-6894a57f9324'],
+    }),
+  ),
 })
 
 /** The limits' headers on a submission's answer (draft-ietf-httpapi-ratelimit-headers; see quotas.ts). */
@@ -163,7 +203,13 @@ const RateLimitHeaders = {
 
 export const AcceptedAnswer = {
   description: 'the job was accepted; `Location` is its status route',
-  headers: RateLimitHeaders,
+  headers: {
+    ...RateLimitHeaders,
+    'Idempotency-Replayed': Type.Literal('true', {
+      description:
+        'the answer to an earlier submission with the same Idempotency-Key, replayed (no RateLimit headers then: nothing was counted)',
+    }),
+  },
   content: { 'application/json': { schema: Accepted } },
 }
 

@@ -59,8 +59,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   readonly #turns: Turn[] = []
   readonly #turnOf = new Map<string, Turn>()
   readonly #hosts: HostSlots
-  readonly #timers = new Set<NodeJS.Timeout>()
+  /** Items waiting for their retry, by the timer that will queue them again. */
+  readonly #waits = new Map<NodeJS.Timeout, Job>()
   readonly #inFlight = new Set<Promise<void>>()
+  /** Each item in flight has a controller of its own, so cancelling a job aborts only its items. */
+  readonly #running = new Map<Item, AbortController>()
   readonly #shutdown = new AbortController()
   #cursor = 0
   #waking: NodeJS.Timeout | undefined
@@ -130,18 +133,42 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /**
+   * Cancels the job for its client: every item not finished (not started, waiting for a retry, or
+   * in flight, whose work is aborted and its outcome ignored) fails with `cancelled` at once, through
+   * the store; complete items stay. A job with nothing pending is left as it is. Returns the number
+   * of items cancelled.
+   */
+  cancel(job: Job): number {
+    const turn = this.#turnOf.get(job.id)
+    if (turn !== undefined) this.#drop(this.#turns.indexOf(turn))
+    for (const [timer, waiting] of this.#waits) {
+      if (waiting !== job) continue
+      clearTimeout(timer)
+      this.#waits.delete(timer)
+    }
+    const cancelled = this.#deps.store.cancel(job, CANCELLED)
+    for (const item of cancelled) {
+      this.#running.get(item)?.abort(new ServiceError(CANCELLED.code, CANCELLED.message))
+      this.emit('settled', { job, item, outcome: 'failed', code: CANCELLED.code })
+    }
+    if (cancelled.length > 0) this.#deps.log.info({ jobId: job.id, items: cancelled.length }, 'job cancelled')
+    this.#pump()
+    return cancelled.length
+  }
+
+  /**
    * Stops starting items and drops waits; lets in-flight items finish for up to `graceMs`, then
    * cancels what is left (the signal reaches every download and upload).
    */
   async close(graceMs: number): Promise<void> {
     this.#closed = true
-    for (const timer of this.#timers) clearTimeout(timer)
-    this.#timers.clear()
+    for (const timer of this.#waits.keys()) clearTimeout(timer)
+    this.#waits.clear()
     clearTimeout(this.#waking)
     const all = Promise.allSettled([...this.#inFlight])
     const grace = new Promise((resolve) => setTimeout(resolve, graceMs).unref())
     await Promise.race([all, grace])
-    this.#shutdown.abort(new ServiceError('cancelled', 'the service shut down before the item finished'))
+    this.#shutdown.abort(new ServiceError(SHUT_DOWN.code, SHUT_DOWN.message))
     await all
   }
 
@@ -207,10 +234,20 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const freeHost = this.#hosts.take(hostOf(item.target))
     store.start(job, item)
     this.emit('attempt', { job, item })
+    const own = new AbortController()
+    this.#running.set(item, own)
     const running = this.#deps
-      .work(job, item, this.#shutdown.signal, freeHost)
+      .work(job, item, AbortSignal.any([this.#shutdown.signal, own.signal]), freeHost)
       .then(
         (outcome) => {
+          if (item.state !== 'pending') {
+            // Cancelled while its upload was already made: the store has failed it; the link is not listed.
+            log.info(
+              { jobId: job.id, url: item.url, link: outcome.link },
+              'item uploaded after its job was cancelled',
+            )
+            return
+          }
           store.complete(job, item, outcome)
           log.info(
             { jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts },
@@ -221,6 +258,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         (error: unknown) => this.#failed(turn, item, error),
       )
       .finally(() => {
+        this.#running.delete(item)
         freeHost()
         release()
         this.#inFlight.delete(running)
@@ -231,7 +269,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   #failed(turn: Turn, item: Item, error: unknown): void {
     const { job } = turn
+    // Cancelled while it ran: the store has failed it already, and it is not tried again.
+    if (item.state !== 'pending') return
     let reason = reasonOf(error)
+    // The download or upload reports its own abort; say why it was aborted.
+    if (reason.code === 'cancelled' && this.#shutdown.signal.aborted) reason = SHUT_DOWN
     if (reason.code === 'internal_error') this.#deps.log.error({ err: error, jobId: job.id }, 'worker error')
     const delayMs = this.#closed ? undefined : retryDelay(this.#options.retry, error, item.attempts)
     if (delayMs !== undefined && delayMs > this.#options.maxRateLimitWaitMs) {
@@ -248,13 +290,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.#deps.store.retrying(job)
       this.emit('retry', { job, item, code: reason.code, delayMs })
       const timer = setTimeout(() => {
-        this.#timers.delete(timer)
+        this.#waits.delete(timer)
         turn.ready.push(item)
         this.#enqueue(turn)
         this.#pump()
       }, delayMs)
       timer.unref()
-      this.#timers.add(timer)
+      this.#waits.set(timer, job)
       return
     }
     this.#fail(job, item, reason)
@@ -278,6 +320,16 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     )
     this.emit('settled', { job, item, outcome: 'failed', code: reason.code })
   }
+}
+
+/** The one code, two messages: whether the client asked for it or the service stopped. */
+const CANCELLED: Reason = {
+  code: 'cancelled',
+  message: 'the client cancelled the job before this URL finished',
+}
+const SHUT_DOWN: Reason = {
+  code: 'cancelled',
+  message: 'the service shut down before this URL finished; submit it again',
 }
 
 function reasonOf(error: unknown): Reason {

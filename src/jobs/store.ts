@@ -153,6 +153,22 @@ export class JobStore extends EventEmitter<StoreEvents> {
     this.#settled(job)
   }
 
+  /**
+   * Fails every pending item of the job with `reason` at once (its client cancelled it), whether
+   * it was waiting, waiting for a retry or in flight; complete items stay. Returns the items failed.
+   */
+  cancel(job: Job, reason: Reason): Item[] {
+    const cancelled = job.items.filter((item) => item.state === 'pending')
+    if (cancelled.length === 0) return cancelled
+    const now = this.#now()
+    for (const item of cancelled) {
+      this.#pendingBytes -= itemBytes(item)
+      failItem(job, item, reason, now)
+    }
+    this.#settled(job, cancelled.length)
+    return cancelled
+  }
+
   /** Records the album the job asked for, made or failed: the job is then complete. */
   settleAlbum(job: Job, result: Parameters<typeof settleAlbum>[1]): void {
     settleAlbum(job, result, this.#now())
@@ -200,8 +216,8 @@ export class JobStore extends EventEmitter<StoreEvents> {
     this.#listeners.clear()
   }
 
-  #settled(job: Job): void {
-    this.#pendingItems -= 1
+  #settled(job: Job, items = 1): void {
+    this.#pendingItems -= items
     if (job.pending === 0) {
       if (job.album?.state === 'pending') this.emit('itemsSettled', job)
       else this.#completed(job)

@@ -20,8 +20,12 @@ export type Origin = {
   /** Requests and TCP connections seen so far (live counters). */
   readonly requests: number
   readonly connections: number
+  /** Responses per path that closed before the origin finished them (the client went away). */
+  closedEarly: Map<string, number>
   /** Resolves when the next request for `path` arrives (call it before that request can be sent). */
   waitForRequest(path: string): Promise<void>
+  /** Resolves when the next response for `path` closes before the origin finished it. */
+  waitForClose(path: string): Promise<void>
   /** Serves `body` at `path` from now on (files made by the test). */
   put(path: string, body: Buffer, type?: string): void
   close(): Promise<void>
@@ -114,6 +118,8 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
   const hits = new Map<string, number>()
   const headers = new Map<string, IncomingHttpHeaders>()
   const waiters = new Map<string, Array<() => void>>()
+  const closedEarly = new Map<string, number>()
+  const closeWaiters = new Map<string, Array<() => void>>()
   const sockets = new Set<Socket>()
   const timers = new Set<NodeJS.Timeout>()
   const files = new Map<string, [body: Buffer, type: string]>()
@@ -128,6 +134,12 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
     headers.set(path, req.headers)
     for (const wake of waiters.get(path) ?? []) wake()
     waiters.delete(path)
+    res.on('close', () => {
+      if (res.writableFinished) return
+      closedEarly.set(path, (closedEarly.get(path) ?? 0) + 1)
+      for (const wake of closeWaiters.get(path) ?? []) wake()
+      closeWaiters.delete(path)
+    })
     const n = Number(url.searchParams.get('bytes') ?? 0)
     const redirect = (location?: string) => {
       res.writeHead(302, location === undefined ? {} : { location })
@@ -231,6 +243,7 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
     url: `http://${address.includes(':') ? `[${address}]` : address}:${port}`,
     hits,
     headers,
+    closedEarly,
     get requests() {
       return requests
     },
@@ -242,6 +255,9 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
     },
     waitForRequest(path) {
       return new Promise((resolve) => waiters.set(path, [...(waiters.get(path) ?? []), resolve]))
+    },
+    waitForClose(path) {
+      return new Promise((resolve) => closeWaiters.set(path, [...(closeWaiters.get(path) ?? []), resolve]))
     },
     async close() {
       for (const timer of timers) clearTimeout(timer)

@@ -191,6 +191,7 @@ test('the API document declares the bearer scheme, and with keys the /v1 require
       'Retry-After',
     ])
     assert.deepEqual(Object.keys(upload?.responses['202']?.headers ?? {}).sort(), [
+      'Idempotency-Replayed',
       'RateLimit-Limit',
       'RateLimit-Remaining',
       'RateLimit-Reset',

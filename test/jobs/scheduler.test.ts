@@ -22,13 +22,14 @@ function setup(
   t: { after: (fn: () => unknown) => void },
   options: Partial<SchedulerOptions> = {},
   budget?: () => Budget,
+  givesUp = true,
 ) {
   const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
   const calls: Call[] = []
   // Like the real worker: holds its host until it settles, and gives up when cancelled.
   const work: Work = (job, item, signal, downloaded) =>
     new Promise<{ link: string; reused: boolean }>((resolve, reject) => {
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+      if (givesUp) signal.addEventListener('abort', () => reject(signal.reason), { once: true })
       calls.push({ job, item, signal, resolve: (link) => resolve({ link, reused: false }), reject })
     }).finally(downloaded)
   const queue = new Scheduler(
@@ -270,4 +271,76 @@ test('a refused client id ends every job that uses it and no other', async (t) =
   assert.ok(served.size === 2 && served.has(other) && served.has(mine), 'only the other jobs ran')
   assert.equal(viewJob(other).uploaded.complete.length, 3)
   assert.equal(viewJob(mine).uploaded.complete.length, 2)
+})
+
+test("cancel aborts the job's items in flight, fails the rest at once, and leaves other jobs running", async (t) => {
+  // This worker finishes what it started even when aborted, as an upload already sent may.
+  const { queue, store, submit, nextCall, calls } = setup(t, { concurrency: 3 }, undefined, false)
+  const job = submit(urls('a.test', 5))
+  const other = submit(['https://b.test/0.png'])
+  const done = await nextCall()
+  done.resolve('https://i.imgur.com/done.png')
+  await once(queue, 'settled')
+  const running = [await nextCall(), await nextCall(), await nextCall()]
+  const mine = running.filter((call) => call.job === job)
+  assert.equal(mine.length, 2)
+  const theirs = running.find((call) => call.job === other)
+  assert.ok(theirs)
+  const settled: string[] = []
+  queue.on('settled', ({ item, code }) => settled.push(`${item.url} ${code}`))
+
+  assert.equal(queue.cancel(job), 4)
+  assert.ok(
+    mine.every((call) => call.signal.aborted),
+    'each in-flight item of the job is aborted',
+  )
+  assert.equal(theirs.signal.aborted, false, "only that job's items")
+  const view = viewJob(job)
+  assert.equal(view.status, 'complete')
+  assert.deepEqual(view.uploaded.complete, ['https://i.imgur.com/done.png'])
+  assert.ok(view.items.slice(1).every((item) => item.reason?.code === 'cancelled'))
+  assert.deepEqual(
+    settled,
+    job.items.slice(1).map((item) => `${item.url} cancelled`),
+  )
+  // An upload that finishes anyway does not undo the cancellation.
+  mine[0]?.resolve('https://i.imgur.com/late.png')
+  mine[1]?.reject(mine[1].signal.reason)
+  theirs.resolve('https://i.imgur.com/other.png')
+  await queue.onIdle()
+  assert.equal(calls.length, 0, 'nothing of the cancelled job started again')
+  assert.deepEqual(viewJob(job), view)
+  assert.equal(viewJob(other).uploaded.complete[0], 'https://i.imgur.com/other.png')
+  assert.deepEqual(store.links(), ['https://i.imgur.com/done.png', 'https://i.imgur.com/other.png'])
+  assert.equal(queue.cancel(job), 0, 'nothing left to cancel')
+})
+
+test('cancel fails an item waiting for its retry, and the retry never comes', async (t) => {
+  const { queue, submit, nextCall, calls } = setup(t, {
+    retry: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000, random: () => 0.5 },
+  })
+  const job = submit(['https://a.test/0.png'])
+  const call = await nextCall()
+  const retry = once(queue, 'retry')
+  call.reject(new ServiceError('download_http_status', 'origin answered HTTP 503', { retryable: true }))
+  const [{ delayMs }] = await retry
+  assert.equal(delayMs, 30_000)
+  assert.equal(queue.cancel(job), 1)
+  await queue.onIdle()
+  const item = viewJob(job).items[0]
+  assert.equal(item?.state, 'failed')
+  assert.equal(item?.reason?.code, 'cancelled')
+  assert.equal(item?.attempts, 1)
+  assert.equal(calls.length, 0)
+})
+
+test('an item stopped by shutdown says so, unlike one its client cancelled', async (t) => {
+  const { queue, submit, nextCall } = setup(t)
+  const job = submit(['https://a.test/0.png'])
+  await nextCall()
+  await queue.close(0)
+  assert.deepEqual(viewJob(job).items[0]?.reason, {
+    code: 'cancelled',
+    message: 'the service shut down before this URL finished; submit it again',
+  })
 })

@@ -159,3 +159,60 @@ test('an item counts the normalised URL only when it differs, and two-byte strin
   assert.equal(itemBytes(fragment) - itemBytes(same), 2 * ('#f'.length + 'https://a.test/x'.length))
   assert.equal(itemBytes(wide) - itemBytes(same), 2 * 'https://a.test/ж'.length)
 })
+
+test('cancel fails every pending item at once, keeps complete ones, and announces the job once', (t) => {
+  const store = new JobStore({ retentionCount: 10, retentionMs: 60_000 })
+  t.after(() => store.close())
+  const urls = ['https://a.test/1', 'https://a.test/2', 'https://a.test/3']
+  const reason = { code: 'cancelled', message: 'the client cancelled the job before this URL finished' }
+  const job = createJob(urls, urls)
+  store.add(job)
+  const [done, running] = job.items
+  assert.ok(done && running)
+  store.start(job, done)
+  store.complete(job, done, { link: 'https://i.imgur.com/a.png', reused: false })
+  store.start(job, running)
+  const changes: string[] = []
+  store.subscribe(job.id, (changed) => changes.push(viewJob(changed).status))
+  const completed: string[] = []
+  store.on('complete', (finished) => completed.push(finished.id))
+
+  const cancelled = store.cancel(job, reason)
+  assert.deepEqual(
+    cancelled.map((item) => item.url),
+    urls.slice(1),
+  )
+  const view = viewJob(job)
+  assert.equal(view.status, 'complete')
+  assert.deepEqual(view.uploaded, {
+    pending: [],
+    complete: ['https://i.imgur.com/a.png'],
+    failed: urls.slice(1),
+  })
+  assert.deepEqual(view.items[2]?.reason, reason)
+  assert.deepEqual(changes, ['complete'], 'one change for the whole cancellation')
+  assert.deepEqual(completed, [job.id])
+  assert.equal(store.pendingItems, 0)
+  assert.equal(store.pendingBytes, 0)
+  assert.deepEqual(store.cancel(job, reason), [], 'a second cancel finds nothing to do')
+  assert.deepEqual(changes, ['complete'])
+})
+
+test('a cancelled job that asked for an album leaves the album to be made of what completed', (t) => {
+  const store = new JobStore({ retentionCount: 10, retentionMs: 60_000 })
+  t.after(() => store.close())
+  const urls = ['https://a.test/1', 'https://a.test/2']
+  const job = createJob(urls, urls, { album: { title: 'trip' } })
+  store.add(job)
+  const [done] = job.items
+  assert.ok(done)
+  store.start(job, done)
+  store.complete(job, done, { link: 'https://i.imgur.com/a.png', reused: false, imageId: 'a' })
+  const settled: string[] = []
+  store.on('itemsSettled', (ready) => settled.push(ready.id))
+  store.cancel(job, { code: 'cancelled', message: 'cancelled' })
+  assert.deepEqual(settled, [job.id])
+  assert.equal(viewJob(job).status, 'in-progress', 'the album is still to be made')
+  store.settleAlbum(job, { link: 'https://imgur.com/a/x', id: 'x' })
+  assert.equal(viewJob(job).status, 'complete')
+})
