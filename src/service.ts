@@ -7,6 +7,7 @@ import type { Config } from './config.ts'
 import { createPreparer } from './convert/prepare.ts'
 import { createDownloader, type Downloader, type DownloadOptions } from './download/download.ts'
 import { createImgurClient } from './imgur/client.ts'
+import { Albums } from './jobs/albums.ts'
 import { Scheduler } from './jobs/scheduler.ts'
 import { JobStore } from './jobs/store.ts'
 import { Uploads } from './jobs/uploads.ts'
@@ -54,6 +55,8 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     videoTimeoutMs: config.videoTimeoutMs,
     userAgent: USER_AGENT,
     budgetMaxEntries: config.budgetMaxEntries,
+    // The built-in sandbox serves album pages where its links point, which may not be its own address.
+    siteUrl: config.imgurMode === 'sandbox' ? config.sandboxPublicUrl : undefined,
   })
   const preparer = createPreparer({
     maxImageBytes: config.maxImageBytes,
@@ -76,6 +79,12 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     itemTimeoutMs: config.itemTimeoutMs,
     observe: (transfer) => queue.emit('transfer', transfer),
   }
+  const retry = {
+    maxAttempts: config.retryMaxAttempts,
+    baseDelayMs: config.retryBaseDelayMs,
+    maxDelayMs: config.retryMaxDelayMs,
+    ...(overrides.random && { random: overrides.random }),
+  }
   const queue = new Scheduler(
     {
       concurrency: config.uploadConcurrency,
@@ -83,12 +92,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
       maxPendingItems: config.maxPendingItems,
       maxPendingBytes: config.maxPendingBytes,
       maxRateLimitWaitMs: config.maxRateLimitWaitMs,
-      retry: {
-        maxAttempts: config.retryMaxAttempts,
-        baseDelayMs: config.retryBaseDelayMs,
-        maxDelayMs: config.retryMaxDelayMs,
-        ...(overrides.random && { random: overrides.random }),
-      },
+      retry,
     },
     {
       store,
@@ -116,18 +120,21 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
           { store, log },
         )
 
+  const albums = new Albums({ retry, maxRateLimitWaitMs: config.maxRateLimitWaitMs }, { store, imgur, log })
+
   return {
     store,
     queue,
+    albums,
     imgur,
     downloader,
     webhooks,
     /**
-     * Stops taking work, lets in-flight items finish for up to `graceMs`, then releases
-     * everything; webhooks still to be delivered are dropped.
+     * Stops taking work, lets in-flight items and albums finish for up to `graceMs`, then cancels
+     * the rest and releases everything; webhooks still to be delivered are dropped.
      */
     async close(graceMs: number): Promise<void> {
-      await queue.close(graceMs)
+      await Promise.all([queue.close(graceMs), albums.close(graceMs)])
       await webhooks?.close()
       store.close()
       await Promise.allSettled([downloader.close(), imgur.close()])

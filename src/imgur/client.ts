@@ -1,11 +1,12 @@
 /**
- * The client: uploads bytes to Imgur (never a URL) and turns every answer into an `Uploaded` or a
- * classified ServiceError. https://apidocs.imgur.com/#c85c9dfc-7487-4de2-9ecd-66f727cf3139
+ * The client: uploads bytes to Imgur (never a URL), makes albums of uploaded images, and turns
+ * every answer into an `Uploaded` (a `CreatedAlbum`) or a classified ServiceError.
+ * https://apidocs.imgur.com/#c85c9dfc-7487-4de2-9ecd-66f727cf3139
  *
- * Rate-limit contract: upload() never waits and never reserves. It records the budgets of EVERY
- * response (success or error) in `limits` under `credentialKey(input.clientId)` and marks a 429 with
- * `limits.on429`. The scheduler calls `limits.reserve(key, now)` before each upload and calls the
- * returned `release()` once upload() settles.
+ * Rate-limit contract: upload() and createAlbum() never wait and never reserve. They record the
+ * budgets of EVERY response (success or error) in `limits` under `credentialKey(input.clientId)` and
+ * mark a 429 with `limits.on429`. The caller (the scheduler, the album step) calls
+ * `limits.reserve(key, now)` before each call and calls the returned `release()` once it settles.
  */
 import { createHash } from 'node:crypto'
 import { Agent } from 'undici'
@@ -13,7 +14,15 @@ import { ServiceError } from '../errors.ts'
 import { raceSignal } from '../signals.ts'
 import { parseImgurError, redactText } from './errors.ts'
 import { post, withDeadline } from './http.ts'
-import { imagePayload, type Payload, type UploadInput, type VideoInput, videoPayload } from './payload.ts'
+import {
+  type AlbumInput,
+  albumPayload,
+  imagePayload,
+  type Payload,
+  type UploadInput,
+  type VideoInput,
+  videoPayload,
+} from './payload.ts'
 import { parseRateLimitHeaders, RateLimits } from './rate-limits.ts'
 import { createTokenManager, type TokenManager } from './token.ts'
 
@@ -27,15 +36,26 @@ export type ImgurClientOptions = {
   /** Total deadline of one uploadVideo() call; defaults to `timeoutMs`. */
   videoTimeoutMs?: number
   userAgent: string
+  /**
+   * Where album pages are (`<siteUrl>/a/<id>`): Imgur answers an album's id, not its link. Default:
+   * https://imgur.com for https://api.imgur.com, else the API's own origin (the sandbox's pages).
+   */
+  siteUrl?: string | undefined
   /** How many credential keys the rate-limit table remembers (least recently used out). */
   budgetMaxEntries?: number
   now?: () => number
 }
-export type { UploadInput, VideoInput } from './payload.ts'
+export type { AlbumInput, UploadInput, VideoInput } from './payload.ts'
 export type Uploaded = { id: string; link: string; deletehash: string; type: string; size: number }
+/** `deletehash` only for an anonymous album: an account's albums are changed with its token. */
+export type CreatedAlbum = { id: string; deletehash?: string; link: string }
 export type ImgurClient = {
   upload(input: UploadInput): Promise<Uploaded>
   uploadVideo(input: VideoInput): Promise<Uploaded>
+  /** Makes an album of uploaded images: `deletehashes` when anonymous, `ids` in account mode. */
+  createAlbum(input: AlbumInput): Promise<CreatedAlbum>
+  /** Whether calls with this client id go into the configured account (Bearer), not anonymously. */
+  usesAccount(clientId?: string): boolean
   credentialKey(clientId?: string): string
   readonly limits: RateLimits
   close(): Promise<void>
@@ -55,14 +75,28 @@ function redact(error: unknown, secrets: ReadonlyArray<string | undefined>): unk
   return new ServiceError(error.code, message, { retryable, details, retryAfterMs, cause: error.cause })
 }
 
-function parseUploaded(body: string, input: Payload): Uploaded | undefined {
-  let data: Record<string, unknown> | undefined
+/** One kind of call: where it goes and how its success answer is read. */
+type Call<T> = {
+  path: '/3/image' | '/3/album'
+  subject: 'upload' | 'album'
+  /** What a success answer must hold, for the message when it does not. */
+  expected: string
+  read(data: Record<string, unknown>, payload: Payload): T | undefined
+}
+
+function dataOf(body: string): Record<string, unknown> | undefined {
   try {
-    data = (JSON.parse(body) as { data?: Record<string, unknown> } | null)?.data
+    const data = (JSON.parse(body) as { data?: unknown } | null)?.data
+    return typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : undefined
   } catch {
     return undefined
   }
-  const { id, link, deletehash, type, size } = data ?? {}
+}
+
+const isKey = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z0-9]+$/.test(value)
+
+function readUploaded(data: Record<string, unknown>, input: Payload): Uploaded | undefined {
+  const { id, link, deletehash, type, size } = data
   if (
     typeof link !== 'string' ||
     !URL.canParse(link) ||
@@ -78,6 +112,12 @@ function parseUploaded(body: string, input: Payload): Uploaded | undefined {
     type: typeof type === 'string' ? type : input.mime,
     size: typeof size === 'number' ? size : input.size,
   }
+}
+
+/** Imgur's album pages are on imgur.com, its API on api.imgur.com; elsewhere (the sandbox) one origin serves both. */
+export function defaultSiteUrl(apiUrl: string): string {
+  const url = new URL(apiUrl)
+  return url.hostname === 'api.imgur.com' ? 'https://imgur.com' : url.origin
 }
 
 export function createImgurClient(options: ImgurClientOptions): ImgurClient {
@@ -101,6 +141,14 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
       `Expected \`budgetMaxEntries\` to be an integer >= 1, got \`${budgetMaxEntries}\``,
     )
   }
+  const siteUrl = options.siteUrl ?? defaultSiteUrl(apiUrl)
+  if (!URL.canParse(siteUrl) || !/^https?:/.test(siteUrl)) {
+    throw new ServiceError(
+      'imgur_invalid_options',
+      `Expected \`siteUrl\` to be an http(s) URL, got \`${options.siteUrl}\``,
+    )
+  }
+  const albumBase = `${siteUrl.replace(/\/+$/, '')}/a/`
   const now = options.now ?? Date.now
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
   const limits = new RateLimits({ maxEntries: budgetMaxEntries })
@@ -128,19 +176,43 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     return clientId ? `client:${fingerprint(clientId)}` : 'none'
   }
 
-  async function send(input: Payload, key: string, authorization: string, signal: AbortSignal) {
-    const response = await post(dispatcher, `${apiUrl}/3/image`, {
+  const uploadCall: Call<Uploaded> = {
+    path: '/3/image',
+    subject: 'upload',
+    expected: 'an image link',
+    read: readUploaded,
+  }
+  const albumCall: Call<CreatedAlbum> = {
+    path: '/3/album',
+    subject: 'album',
+    expected: 'an album id',
+    read: ({ id, deletehash }) => {
+      if (!isKey(id)) return undefined
+      const link = `${albumBase}${id}`
+      return isKey(deletehash) ? { id, deletehash, link } : { id, link }
+    },
+  }
+
+  async function send<T>(
+    call: Call<T>,
+    input: Payload,
+    key: string,
+    authorization: string,
+    signal: AbortSignal,
+  ) {
+    const response = await post(dispatcher, `${apiUrl}${call.path}`, {
       headers: { ...input.headers, authorization, accept: 'application/json', 'user-agent': userAgent },
       body: input.body,
       signal,
     })
     limits.update(key, parseRateLimitHeaders(response.headers, now()))
     if (response.status >= 200 && response.status < 300) {
-      const uploaded = parseUploaded(response.body, input)
-      if (uploaded) return uploaded
+      const data = dataOf(response.body)
+      const answer = data && call.read(data, input)
+      if (answer) return answer
       throw new ServiceError(
         'imgur_bad_response',
-        `Imgur answered ${response.status} without an image link`,
+        `Imgur answered ${response.status} without ${call.expected}`,
         {
           retryable: true,
           details: { imgurStatus: response.status },
@@ -149,7 +221,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     }
     const credential = authorization.slice(authorization.indexOf(' ') + 1)
     const body = redactText(response.body, [credential, clientId, clientSecret, tokens?.refreshToken()])
-    const error = parseImgurError(response.status, response.headers, body, now())
+    const error = parseImgurError(response.status, response.headers, body, now(), call.subject)
     if (response.status === 429) limits.on429(key, error.retryAfterMs, now())
     if (input.video && error.code === 'imgur_too_large') {
       throw new ServiceError(
@@ -164,18 +236,19 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     throw error
   }
 
-  async function asAccount(
+  async function asAccount<T>(
     tokens: TokenManager,
+    call: Call<T>,
     payload: () => Payload,
     key: string,
     signal: AbortSignal,
     used: string[],
-  ): Promise<Uploaded> {
+  ): Promise<T> {
     const token = await raceSignal(tokens.get(), signal)
     used.push(token)
     const first = payload()
     try {
-      return await send(first, key, `Bearer ${token}`, signal)
+      return await send(call, first, key, `Bearer ${token}`, signal)
     } catch (error) {
       if (!(error instanceof ServiceError) || error.code !== 'imgur_token_invalid') throw error
     }
@@ -192,7 +265,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     const fresh = await raceSignal(tokens.get(), signal)
     used.push(fresh)
     try {
-      return await send(payload(), key, `Bearer ${fresh}`, signal)
+      return await send(call, payload(), key, `Bearer ${fresh}`, signal)
     } catch (error) {
       if (!(error instanceof ServiceError) || error.code !== 'imgur_token_invalid') throw error
       const said = error.details?.imgurMessage
@@ -204,12 +277,13 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     }
   }
 
-  async function run(
+  async function run<T>(
+    call: Call<T>,
     payload: () => Payload,
     dynamic: string | undefined,
     deadlineMs: number,
     caller?: AbortSignal,
-  ) {
+  ): Promise<T> {
     const dynamicId = dynamic || undefined
     const key = credentialKey(dynamicId)
     const id = dynamicId ?? clientId
@@ -224,8 +298,8 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     try {
       return await withDeadline(deadlineMs, caller, (signal) =>
         account
-          ? asAccount(account, payload, key, signal, used)
-          : send(payload(), key, `Client-ID ${id}`, signal),
+          ? asAccount(account, call, payload, key, signal, used)
+          : send(call, payload(), key, `Client-ID ${id}`, signal),
       )
     } catch (error) {
       throw redact(error, [id, clientId, clientSecret, refreshToken, tokens?.refreshToken(), ...used])
@@ -235,8 +309,12 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
   return {
     limits,
     credentialKey: (dynamicId) => credentialKey(dynamicId || undefined),
-    upload: (input) => run(() => imagePayload(input), input.clientId, timeoutMs, input.signal),
-    uploadVideo: (input) => run(() => videoPayload(input), input.clientId, videoTimeoutMs, input.signal),
+    usesAccount: (dynamicId) => !dynamicId && tokens !== undefined,
+    upload: (input) => run(uploadCall, () => imagePayload(input), input.clientId, timeoutMs, input.signal),
+    uploadVideo: (input) =>
+      run(uploadCall, () => videoPayload(input), input.clientId, videoTimeoutMs, input.signal),
+    createAlbum: (input) =>
+      run(albumCall, () => albumPayload(input), input.clientId, timeoutMs, input.signal),
     close: () => dispatcher.close(),
   }
 }

@@ -81,11 +81,13 @@ function waitText(ms: number | undefined): string {
     : `its budget resets in ${Math.ceil(minutes / 60)} h`
 }
 
+/** `subject` names what was refused in the messages: an upload, or an album being made. */
 export function parseImgurError(
   status: number,
   headers: Headers,
   body: string,
   now = Date.now(),
+  subject: 'upload' | 'album' = 'upload',
 ): ServiceError {
   const { text, code } = describeImgurBody(status, body)
   const said = (text ?? '').toLowerCase()
@@ -137,7 +139,7 @@ export function parseImgurError(
     if (String(code) === '1003' || said.includes('file type invalid')) {
       return fail('imgur_rejected', `Imgur rejected the file type${quoted}`, false)
     }
-    return fail('imgur_rejected', `Imgur rejected the upload${quoted}`, false)
+    return fail('imgur_rejected', `Imgur rejected the ${subject}${quoted}`, false)
   }
   if (status === 401) return fail('imgur_auth', 'Imgur requires authentication (401)', false)
   if (status === 403) {
@@ -149,7 +151,7 @@ export function parseImgurError(
     }
     return fail('imgur_forbidden', `Imgur refused the request${withStatus}`, false)
   }
-  if (status >= 400) return fail('imgur_rejected', `Imgur refused the upload${withStatus}`, false)
+  if (status >= 400) return fail('imgur_rejected', `Imgur refused the ${subject}${withStatus}`, false)
   return fail('imgur_bad_response', `Imgur answered with an unexpected status${withStatus}`, true)
 }
 

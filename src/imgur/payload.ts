@@ -26,6 +26,15 @@ export type VideoInput = {
   clientId?: string
   signal?: AbortSignal
 }
+/** An album of images already uploaded: `deletehashes` for anonymous ones, `ids` for an account's own. */
+export type AlbumInput = {
+  title?: string | undefined
+  description?: string | undefined
+  deletehashes?: readonly string[] | undefined
+  ids?: readonly string[] | undefined
+  clientId?: string | undefined
+  signal?: AbortSignal | undefined
+}
 export type StreamedFile = {
   field: string
   filename: string
@@ -124,4 +133,21 @@ export function videoPayload(input: VideoInput): Payload {
   // A byte stream, not an object stream: undici pulls it at the socket's pace (backpressure).
   const stream = Readable.from(body, { objectMode: false })
   return { body: stream, headers, mime: input.mime, size: input.length ?? 0, video: true }
+}
+
+/** An album's form, urlencoded: each image in a repeated `ids[]` or `deletehashes[]` field, in order. */
+export function albumPayload(input: AlbumInput): Payload {
+  const form = new URLSearchParams()
+  for (const id of input.ids ?? []) form.append('ids[]', id)
+  for (const deletehash of input.deletehashes ?? []) form.append('deletehashes[]', deletehash)
+  if (input.title !== undefined) form.set('title', input.title)
+  if (input.description !== undefined) form.set('description', input.description)
+  const bytes = Buffer.from(form.toString())
+  return {
+    body: Readable.from([bytes], { objectMode: false }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(bytes.length) },
+    mime: 'application/x-www-form-urlencoded',
+    size: bytes.length,
+    video: false,
+  }
 }

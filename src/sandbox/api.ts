@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { type AlbumStore, readAlbumReply } from './albums.ts'
 import { type Auth, type Caller, isFailure } from './auth.ts'
 import type { ImageStore } from './images.ts'
 import type { Payer, RateLimits } from './rate-limits.ts'
@@ -9,15 +10,18 @@ type Deps = {
   auth: Auth
   limits: RateLimits
   images: ImageStore
+  albums: AlbumStore
   payerOf: (req: IncomingMessage, caller: Caller) => Payer
 }
 
-/** The /3 routes other than uploads: credits, read and delete an image. */
+/** The /3 routes other than uploads and album creation: credits, read and delete an image, read an album. */
 export function apiReply(req: IncomingMessage, call: Call, deps: Deps): Reply {
-  const route = /^\/3\/(credits|image\/([A-Za-z0-9]+))\/?$/.exec(call.path)
+  const route = /^\/3\/(credits|image\/([A-Za-z0-9]+)|album\/([A-Za-z0-9]+))\/?$/.exec(call.path)
   if (route === null || (call.method !== 'GET' && call.method !== 'DELETE')) return notFound()
   const caller = deps.auth.authenticate(req.headers.authorization)
   if (isFailure(caller)) return classicError(caller.status, caller.message, call)
+  const album = route[3]
+  if (album !== undefined) return call.method === 'GET' ? readAlbumReply(album, call, deps) : notFound()
   const key = route[2]
   if (key === undefined) {
     if (call.method !== 'GET') return notFound()

@@ -151,6 +151,13 @@ export function createImageStore(random: () => number, maxBytes: number) {
     data(id: string): Record<string, unknown> | undefined {
       return byId.get(id)?.data
     },
+    record(id: string): UploadRecord | undefined {
+      return byId.get(id)?.record
+    },
+    /** The id of the image `deletehash` deletes, while it is kept. */
+    idOf(deletehash: string): string | undefined {
+      return idByDeletehash.get(deletehash)
+    },
     /** The bytes behind a link: its own extension, and `.mp4` for any video. */
     file(id: string, ext: string): { type: string; bytes: Uint8Array } | undefined {
       const image = byId.get(id)

@@ -11,16 +11,21 @@ export type SandboxOptions = {
    * (default 256 MiB); a new upload drops the oldest images first.
    */
   maxBytes?: number
-  /** Newest request records and upload records kept, each list (default 10,000). */
+  /**
+   * Bytes of stored albums, each counted as a fixed overhead plus 64 bytes an image (default 16 MiB,
+   * about 16,000 small albums); a new album drops the oldest albums first.
+   */
+  maxAlbumBytes?: number
+  /** Newest request, upload and album records kept, each list (default 10,000). */
   maxRecords?: number
   /** Undefined: any non-empty client id is accepted; otherwise others get 403 "Invalid client_id". */
   clientIds?: string[]
   /** The refresh credentials /oauth2/token accepts. */
   oauth?: OAuthOptions
   budget?: { clientCredits?: number; userCredits?: number; posts?: number; resetSeconds?: number }
-  /** Added before answering every upload. */
+  /** Added before answering every upload and album creation. */
   latencyMs?: number
-  /** Probability (0..1) that an upload answers a random retryable fault (500/503). */
+  /** Probability (0..1) that an upload or album creation answers a random retryable fault (500/503). */
   errorRate?: number
   random?: () => number
   /** Milliseconds since the epoch: budgets, token expiry and `datetime` read it. */
@@ -32,6 +37,7 @@ export type ResolvedOptions = {
   maxImageBytes: number
   maxVideoBytes: number
   maxBytes: number
+  maxAlbumBytes: number
   maxRecords: number
   clientIds: readonly string[] | undefined
   oauth: OAuthOptions | undefined
@@ -86,6 +92,7 @@ export function resolveOptions(options: SandboxOptions): ResolvedOptions {
     maxImageBytes: integer('maxImageBytes', options.maxImageBytes, 10 * 1024 * 1024, 1),
     maxVideoBytes: integer('maxVideoBytes', options.maxVideoBytes, 200 * 1024 * 1024, 1),
     maxBytes: integer('maxBytes', options.maxBytes, 256 * 1024 * 1024, 1),
+    maxAlbumBytes: integer('maxAlbumBytes', options.maxAlbumBytes, 16 * 1024 * 1024, 1),
     maxRecords: integer('maxRecords', options.maxRecords, 10_000, 1),
     clientIds,
     oauth: oauth === undefined ? undefined : { ...oauth },

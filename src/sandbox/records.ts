@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { AlbumRecord } from './albums.ts'
 import { pathOf } from './http.ts'
 import type { UploadRecord } from './images.ts'
 import type { Fault } from './replies.ts'
@@ -17,12 +18,13 @@ export type RequestRecord = Readonly<{
 }>
 
 /**
- * What the sandbox remembers for tests: the newest `maxRecords` requests and uploads, each list
- * (10,000 by default: a few MB), and a count of every upload.
+ * What the sandbox remembers for tests: the newest `maxRecords` requests, uploads and albums, each
+ * list (10,000 by default: a few MB, albums' image lists aside), and a count of every upload.
  */
 export function createRecords(maxRecords: number, tag: (header: string | undefined) => string | undefined) {
   const requests: RequestRecord[] = []
   const uploads: UploadRecord[] = []
+  const albums: AlbumRecord[] = []
   let uploadCount = 0
 
   function keep<T>(list: T[], entry: T): void {
@@ -33,6 +35,7 @@ export function createRecords(maxRecords: number, tag: (header: string | undefin
   return {
     requests: requests as ReadonlyArray<RequestRecord>,
     uploads: uploads as ReadonlyArray<UploadRecord>,
+    albums: albums as ReadonlyArray<AlbumRecord>,
     get uploadCount(): number {
       return uploadCount
     },
@@ -49,9 +52,13 @@ export function createRecords(maxRecords: number, tag: (header: string | undefin
       keep(uploads, record)
       uploadCount += 1
     },
+    album(record: AlbumRecord): void {
+      keep(albums, record)
+    },
     clear(): void {
       requests.length = 0
       uploads.length = 0
+      albums.length = 0
       uploadCount = 0
     },
   }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { type AlbumRecord, albumReply, createAlbumStore } from './albums.ts'
 import { apiReply, tokenReply } from './api.ts'
 import { type AuthFailure, type Caller, createAuth, isFailure } from './auth.ts'
 import { sniffImage, sniffVideo } from './formats.ts'
@@ -24,13 +25,16 @@ import {
 import { sitePage } from './site.ts'
 import { parseUploadBody } from './upload-body.ts'
 
+export type { AlbumRecord } from './albums.ts'
 export type { OAuthOptions } from './auth.ts'
 export type { UploadRecord } from './images.ts'
 export type { SandboxOptions } from './options.ts'
 export type { RequestRecord } from './records.ts'
 export type { Fault } from './replies.ts'
 
-export type ScriptedFault = Fault | { fault: Fault; retryAfterSeconds?: number }
+/** Where a scripted fault strikes: the next upload (the default) or the next album creation. */
+export type FaultTarget = 'upload' | 'album'
+export type ScriptedFault = Fault | { fault: Fault; retryAfterSeconds?: number; on?: FaultTarget }
 
 export type Sandbox = {
   readonly url: string
@@ -39,6 +43,8 @@ export type Sandbox = {
   script(...faults: ScriptedFault[]): void
   /** The newest `maxRecords` successful uploads, oldest first. */
   readonly uploads: ReadonlyArray<UploadRecord>
+  /** The newest `maxRecords` albums made, oldest first. */
+  readonly albums: ReadonlyArray<AlbumRecord>
   /** Successful uploads since creation or reset(), also those whose records were dropped. */
   readonly uploadCount: number
   /** The newest `maxRecords` /3 and /oauth2 requests, oldest first. */
@@ -54,6 +60,8 @@ export type Sandbox = {
 
 const RANDOM_FAULTS = ['server-error', 'unavailable-html', 'unavailable-empty'] as const
 const SMALL_BODY_BYTES = 64 * 1024
+/** An album's form: 100,000 deletehashes urlencoded take about 3.5 MB. */
+const ALBUM_BODY_BYTES = 4 * 1024 * 1024
 
 export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const config = resolveOptions(options)
@@ -61,8 +69,9 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const auth = createAuth({ clientIds: config.clientIds, oauth: config.oauth, now })
   const limits = createRateLimits(config.budgets, now)
   const images = createImageStore(random, config.maxBytes)
+  const albums = createAlbumStore(random, config.maxAlbumBytes)
   const records = createRecords(config.maxRecords, auth.tag)
-  const scripted: Array<{ fault: Fault; retryAfterSeconds: number | undefined }> = []
+  const scripted: Array<{ fault: Fault; retryAfterSeconds: number | undefined; on: FaultTarget }> = []
   const waits = createWaits()
   // base64 in a urlencoded body is ~1.4× the bytes; past this the body is drained, not kept.
   const maxBodyBytes =
@@ -115,24 +124,54 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     const path = pathOf(req)
     const method = req.method ?? 'GET'
     const call = { path, method }
-    if (method === 'POST' && /^\/3\/(image|upload)\/?$/.test(path)) return upload(req, res, call)
+    if (method === 'POST' && /^\/3\/(image|upload)\/?$/.test(path)) {
+      return post(req, res, call, 'upload', maxBodyBytes, uploadReply)
+    }
+    if (method === 'POST' && /^\/3\/album\/?$/.test(path)) {
+      return post(req, res, call, 'album', ALBUM_BODY_BYTES, (req, call, caller, body, overflow) =>
+        albumReply(req.headers['content-type'], call, caller, body, overflow, {
+          images,
+          albums,
+          limits,
+          payerOf: (caller) => payerOf(req, caller),
+          baseUrl: config.publicUrl ?? url,
+          datetime: Math.floor(now() / 1000),
+          made: (album) => records.album(album),
+        }),
+      )
+    }
     const { body } = await readBody(req, SMALL_BODY_BYTES)
     if (path.startsWith('/3/')) {
-      return send(req, res, withLimits(req, apiReply(req, call, { auth, limits, images, payerOf })))
+      return send(req, res, withLimits(req, apiReply(req, call, { auth, limits, images, albums, payerOf })))
     }
     if (method === 'POST' && path === '/oauth2/token')
       return send(req, res, await tokenReply(req, body, auth))
     if (method !== 'GET' && method !== 'HEAD') return send(req, res, notFound())
-    return send(req, res, sitePage(path, images))
+    return send(req, res, sitePage(path, images, albums))
   }
 
-  async function upload(req: IncomingMessage, res: ServerResponse, call: Call): Promise<void> {
-    const next = scripted.shift()
+  /** The POSTs that cost credits (uploads, album creation): scripted and random faults strike them. */
+  async function post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    call: Call,
+    target: FaultTarget,
+    maxBytes: number,
+    answer: (
+      req: IncomingMessage,
+      call: Call,
+      caller: Caller | AuthFailure,
+      body: Buffer,
+      overflow: boolean,
+    ) => Promise<Reply>,
+  ): Promise<void> {
+    const index = scripted.findIndex((entry) => entry.on === target)
+    const next = index < 0 ? undefined : scripted.splice(index, 1)[0]
     const fault = next?.fault ?? randomFault()
     if (fault === 'reset') return resetMidBody(req)
     // Authenticated as the request arrives: a caller Imgur would refuse gets its body drained, never kept.
     const caller = auth.authenticate(req.headers.authorization)
-    const { body, overflow } = await readBody(req, isFailure(caller) ? 0 : maxBodyBytes)
+    const { body, overflow } = await readBody(req, isFailure(caller) ? 0 : maxBytes)
     if (config.latencyMs > 0) await waits.wait(config.latencyMs)
     if (closed) {
       res.destroy()
@@ -148,7 +187,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       if (retryAfter !== undefined) reply.headers['Retry-After'] = String(retryAfter)
       return send(req, res, reply, fault)
     }
-    send(req, res, withLimits(req, await uploadReply(req, call, caller, body, overflow)))
+    send(req, res, withLimits(req, await answer(req, call, caller, body, overflow)))
   }
 
   async function uploadReply(
@@ -208,6 +247,9 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     get uploads() {
       return records.uploads
     },
+    get albums() {
+      return records.albums
+    },
     get uploadCount() {
       return records.uploadCount
     },
@@ -245,11 +287,15 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     },
     script(...faults) {
       for (const item of faults) {
-        const entry = typeof item === 'string' ? { fault: item, retryAfterSeconds: undefined } : item
+        const entry = typeof item === 'string' ? { fault: item } : item
         if (!(FAULTS as readonly string[]).includes(entry.fault)) {
           throw new TypeError(`Expected a fault, one of ${FAULTS.join(', ')}, got \`${String(entry.fault)}\``)
         }
-        scripted.push({ fault: entry.fault, retryAfterSeconds: entry.retryAfterSeconds })
+        const on = entry.on ?? 'upload'
+        if (on !== 'upload' && on !== 'album') {
+          throw new TypeError(`Expected \`on\` to be upload or album, got \`${String(on)}\``)
+        }
+        scripted.push({ fault: entry.fault, retryAfterSeconds: entry.retryAfterSeconds, on })
       }
     },
     reset() {
@@ -258,6 +304,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       urlUploads = 0
       limits.clear()
       images.clear()
+      albums.clear()
     },
   }
 }

@@ -31,11 +31,26 @@ export async function parseUploadBody(contentType: string | undefined, body: Buf
   return fromFields(fields)
 }
 
-/** Form (multipart or urlencoded) or JSON fields; undefined for another or an unreadable body. */
+/** Form (multipart or urlencoded) or JSON fields, each its first value; undefined for another or an unreadable body. */
 export async function parseFields(
   contentType: string | undefined,
   body: Buffer,
 ): Promise<Map<string, FieldValue> | undefined> {
+  const lists = await parseFieldLists(contentType, body)
+  if (lists === undefined) return undefined
+  const fields = new Map<string, FieldValue>()
+  for (const [key, [first]] of lists) if (first !== undefined) fields.set(key, first)
+  return fields
+}
+
+/**
+ * Every value of every field, in the order sent (`ids[]` repeats; a JSON array of strings counts
+ * as repeats too); undefined for another or an unreadable body.
+ */
+export async function parseFieldLists(
+  contentType: string | undefined,
+  body: Buffer,
+): Promise<Map<string, FieldValue[]> | undefined> {
   const mediaType = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
   try {
     if (mediaType === 'multipart/form-data' || mediaType === 'application/x-www-form-urlencoded') {
@@ -48,22 +63,32 @@ export async function parseFields(
   return undefined
 }
 
-async function formFields(contentType: string, body: Buffer): Promise<Map<string, FieldValue>> {
+async function formFields(contentType: string, body: Buffer): Promise<Map<string, FieldValue[]>> {
   const request = new Request('http://sandbox.invalid/', {
     method: 'POST',
     headers: { 'content-type': contentType },
     body,
   })
-  const fields = new Map<string, FieldValue>()
-  for (const [key, value] of await request.formData()) if (!fields.has(key)) fields.set(key, value)
+  const fields = new Map<string, FieldValue[]>()
+  for (const [key, value] of await request.formData()) {
+    const list = fields.get(key)
+    if (list === undefined) fields.set(key, [value])
+    else list.push(value)
+  }
   return fields
 }
 
-function jsonFields(body: Buffer): Map<string, FieldValue> {
+function jsonFields(body: Buffer): Map<string, FieldValue[]> {
   const parsed: unknown = JSON.parse(body.toString('utf8'))
-  const fields = new Map<string, FieldValue>()
+  const fields = new Map<string, FieldValue[]>()
   if (typeof parsed !== 'object' || parsed === null) return fields
-  for (const [key, value] of Object.entries(parsed)) if (typeof value === 'string') fields.set(key, value)
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value === 'string') fields.set(key, [value])
+    else if (Array.isArray(value)) {
+      const strings = value.filter((entry): entry is string => typeof entry === 'string')
+      if (strings.length > 0) fields.set(key, strings)
+    }
+  }
   return fields
 }
 

@@ -69,10 +69,11 @@ export async function startService(
     const response = await app.inject({ method: 'GET', url: `/v1/images/upload/${jobId}` })
     return response.json<StatusBody>()
   }
-  /** Submits, waits for the queue to drain (no polling), and returns the final status. */
+  /** Submits, waits for the queue and any album to finish (no polling), and returns the final status. */
   const run = async (urls: unknown[], extra: Record<string, unknown> = {}) => {
     const jobId = await submit(urls, extra)
     await service.queue.onIdle()
+    await service.albums.onIdle()
     return status(jobId)
   }
   return { app, config, service, sandbox, origin, logs, submit, status, run }

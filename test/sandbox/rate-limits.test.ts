@@ -170,7 +170,7 @@ test('rate-limit headers are on every /3 answer: errors and 404 pages included',
   assert.equal(unauthorised.status, 401)
   assert.equal(unauthorised.headers.get('x-ratelimit-clientremaining'), '12500')
   assert.equal(unauthorised.headers.get('x-post-rate-limit-remaining'), '1250')
-  const missing = await fetch(`${url}/3/album/abc`)
+  const missing = await fetch(`${url}/3/gallery/abc`)
   assert.equal(missing.status, 404)
   assert.equal(missing.headers.get('x-ratelimit-userlimit'), '2000')
   assert.equal(missing.headers.get('x-post-rate-limit-limit'), null)
