@@ -10,7 +10,7 @@ import { createEventStreams, type EventStreamOptions } from './events.ts'
 import type { Quotas } from './quotas.ts'
 import {
   AcceptedAnswer,
-  ErrorBody,
+  errorAnswer,
   JobParams,
   JobStatus,
   Links,
@@ -27,6 +27,9 @@ export type RoutesOptions = {
   streams: EventStreamOptions
 }
 
+const JOB_NOT_FOUND =
+  "`job_not_found`: no job has this id (or it is another API key's job, or retention dropped it)"
+
 export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   app,
   { store, queue, quotas, maxUrlsPerJob, streams },
@@ -35,16 +38,23 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images/upload',
     {
       schema: {
+        operationId: 'submitJob',
         summary: 'Submit image URLs to upload to Imgur',
-        description: 'Answers at once with a job id; downloads and uploads happen in the background.',
+        description:
+          'Answers at once with the id of a new job and its status route in `Location`; downloads and uploads happen in the background. ' +
+          'Every URL is checked before the job is made: one bad entry refuses the whole submission, and the 400 names each bad entry and why.',
         body: uploadBody(maxUrlsPerJob),
         response: {
           202: AcceptedAnswer,
-          400: ErrorBody,
-          413: ErrorBody,
-          415: ErrorBody,
+          400: errorAnswer(
+            '`invalid_urls` (`details.invalid` names each bad entry), `invalid_body` (the body does not match the schema) or `invalid_json`',
+          ),
+          413: errorAnswer('`body_too_large`: the body is larger than 1 MiB'),
+          415: errorAnswer('`unsupported_media_type`: the body is not sent as `application/json`'),
           429: TooManySubmissions,
-          503: ErrorBody,
+          503: errorAnswer(
+            '`queue_full` (too many URLs waiting) or `shutting_down`; `Retry-After` says when to submit again',
+          ),
         },
       },
       preValidation: async (request) => {
@@ -90,9 +100,13 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images/upload/:jobId',
     {
       schema: {
+        operationId: 'getJobStatus',
         summary: 'The status of a job',
+        description:
+          'What is pending, uploaded and failed: the Imgur link of every URL uploaded, the reason of every URL that failed, and the album and webhook if the job asked for them. ' +
+          'A job is kept until retention drops it (`JOB_RETENTION_*`); after that its id answers 404.',
         params: JobParams,
-        response: { 200: JobStatus, 404: ErrorBody },
+        response: { 200: JobStatus, 404: errorAnswer(JOB_NOT_FOUND) },
       },
     },
     // The cached JSON of the job's current version, shared with its streams (see status.ts).
@@ -105,6 +119,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images/upload/:jobId/events',
     {
       schema: {
+        operationId: 'streamJobStatus',
         summary: 'Live status of a job (Server-Sent Events)',
         description:
           'Sends a `status` event carrying the same document as the status route at once and on every change, and ends after `complete`. ' +
@@ -117,11 +132,8 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
             description: 'a stream of `event: status` messages',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
-          404: ErrorBody,
-          429: {
-            ...ErrorBody,
-            description: '`too_many_streams`: too many streams open (in all, or for this client)',
-          },
+          404: errorAnswer(JOB_NOT_FOUND),
+          429: errorAnswer('`too_many_streams`: too many streams open (in all, or for this client)'),
         },
       },
     },
@@ -133,7 +145,10 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images',
     {
       schema: {
+        operationId: 'listLinks',
         summary: 'Every Imgur link uploaded since the service started (with API keys: by your jobs)',
+        description:
+          "The Imgur link of every item uploaded, across jobs, each once and in upload order; retention drops jobs but never their links. With API keys on, only the links of the caller's jobs.",
         response: { 200: Links },
       },
     },

@@ -11,6 +11,9 @@ export const ErrorBody = Type.Object(
   { description: 'Every error answer has this shape.' },
 )
 
+/** An error answer in a route's schema; the description names the `error` codes it may carry. */
+export const errorAnswer = (description: string) => ({ ...ErrorBody, description })
+
 export function uploadBody(maxUrls: number) {
   return Type.Object(
     {
@@ -145,12 +148,15 @@ export const JobStatus = Type.Object(
 /** The status document's one type, derived from its schema. */
 export type StatusDocument = Static<typeof JobStatus>
 
-export const Links = Type.Object({
-  uploaded: Type.Array(Type.String(), {
-    description:
-      "every Imgur link uploaded since start, in upload order; with API keys on, those of the caller's jobs",
-  }),
-})
+export const Links = Type.Object(
+  {
+    uploaded: Type.Array(Type.String(), {
+      description:
+        "every Imgur link uploaded since start, in upload order; with API keys on, those of the caller's jobs",
+    }),
+  },
+  { description: 'the links uploaded' },
+)
 
 /** The limits' headers on a submission's answer (draft-ietf-httpapi-ratelimit-headers; see quotas.ts). */
 const RateLimitHeaders = {
