@@ -2,6 +2,11 @@
  * The OpenAPI 3.1 document, generated from the route schemas (never hand-written), served at
  * `GET /openapi.json`, and the interactive docs page at `/docs/` (swagger-ui serves its own
  * assets: no CDN).
+ *
+ * Each documented route declares an `operationId` (verb + noun in the API's words: `submitJob`,
+ * `getJobStatus`), a `summary`, a `description` and every 4xx it answers; the rest is added here.
+ * `npm run lint:openapi` lints the document with Redocly and Spectral; routes that are no API
+ * (the page, its assets, /docs, /openapi.json) set `schema.hide`.
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -22,7 +27,7 @@ const TAGS = [
   { name: 'operations', description: 'Liveness, readiness, metrics and this document' },
 ]
 
-/** The scheme a /v1 operation names when API_KEYS is set (src/http/access.ts). */
+/** The scheme the /v1 operations name when API_KEYS is set (src/http/access.ts); without keys it is not declared. */
 const BEARER = {
   type: 'http' as const,
   scheme: 'bearer',
@@ -32,7 +37,8 @@ const BEARER = {
 
 /**
  * Adds what every route shares but does not declare itself: a tag, the 500 answer of the error
- * handler and, with API keys on, the /v1 routes' bearer requirement and 401 answer. Error answers
+ * handler, and its security: with API keys on, the /v1 routes' bearer requirement and 401 answer;
+ * every other operation says `security: []`, open on purpose. Error answers
  * are always JSON (one error handler writes them), even on a route whose success is another media
  * type, so they name it. Only the document changes; validation and serialisation keep the route's
  * schema.
@@ -67,8 +73,8 @@ const documenter =
         content: { 'application/json': { schema: answer } },
       }
     }
-    const security = secured && api ? [{ bearer: [] }] : schema.security
-    return { schema: { ...schema, tags, response, ...(security && { security }) }, url }
+    const security = secured && api ? [{ bearer: [] }] : (schema.security ?? [])
+    return { schema: { ...schema, tags, response, security }, url }
   }
 
 export function registerOpenApi<Log extends FastifyBaseLogger, Provider extends FastifyTypeProvider>(
@@ -83,9 +89,13 @@ export function registerOpenApi<Log extends FastifyBaseLogger, Provider extends 
         version: '0.1.0',
         description:
           'Downloads images from URLs and re-uploads the bytes to Imgur. Every error answers `{ error, message, details? }` with a stable `error` code.',
+        license: { name: 'MIT', identifier: 'MIT' },
+        contact: { name: 'imgur-upload-service maintainers' },
       },
+      // Relative: the paths are served by whoever served this document, wherever it is deployed.
+      servers: [{ url: '/', description: 'this service' }],
       tags: TAGS,
-      components: { securitySchemes: { bearer: BEARER } },
+      ...(secured && { components: { securitySchemes: { bearer: BEARER } } }),
     },
     transform: documenter(secured),
   })

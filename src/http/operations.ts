@@ -55,6 +55,8 @@ const Health = Type.Object(
     ),
   },
   {
+    description:
+      'the report: whether jobs are accepted, the workers, the queue and the last known Imgur budgets',
     examples: [
       {
         status: 'ok',
@@ -115,16 +117,30 @@ export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, de
 
   app.get(
     '/health',
-    { schema: { summary: 'Liveness: the process answers', response: { 200: Health } } },
+    {
+      schema: {
+        operationId: 'getHealth',
+        summary: 'Liveness: the process answers',
+        description:
+          'Answers 200 whenever the process does, with the same report as /ready: whether jobs are accepted, the workers and queue, and the last known Imgur budgets.',
+        response: { 200: Health },
+      },
+    },
     async () => report(false),
   )
   app.get(
     '/ready',
     {
       schema: {
+        operationId: 'getReadiness',
         summary:
           'Readiness: 200 while the service accepts jobs, 503 when the queue is full or it is shutting down',
-        response: { 200: Health, 503: Health },
+        description:
+          'For a load balancer or orchestrator: 200 while a job submitted now would be accepted; otherwise 503 with the same report and its `reason` (`queue_full` or `shutting_down`).',
+        response: {
+          200: Health,
+          503: { ...Health, description: 'the service takes no jobs now; `reason` says why' },
+        },
       },
     },
     async (_request, reply) => {
@@ -136,6 +152,7 @@ export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, de
     '/metrics',
     {
       schema: {
+        operationId: 'getMetrics',
         summary: 'Prometheus metrics',
         description:
           "The service's own metrics are named `imgur_upload_*` (jobs, items, attempts, retries, durations, queue, Imgur budgets); `process_*` and `nodejs_*` are the process metrics.",

@@ -13,7 +13,7 @@ import { Pager } from './pages.ts'
 import type { Quotas } from './quotas.ts'
 import {
   AcceptedAnswer,
-  ErrorBody,
+  errorAnswer,
   JobParams,
   JobStatus,
   LinksAnswer,
@@ -35,6 +35,9 @@ export type RoutesOptions = {
   webhooks: boolean
 }
 
+const JOB_NOT_FOUND =
+  "`job_not_found`: no job has this id (or it is another API key's job, or retention dropped it)"
+
 export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   app,
   { store, queue, quotas, idempotency, maxUrlsPerJob, streams, webhooks },
@@ -43,32 +46,29 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images/upload',
     {
       schema: {
+        operationId: 'submitJob',
         summary: 'Submit image URLs to upload to Imgur',
         description:
-          'Answers at once with a job id; downloads and uploads happen in the background. ' +
+          'Answers at once with the id of a new job and its status route in `Location`; downloads and uploads happen in the background. ' +
+          'Every URL is checked before the job is made: one bad entry refuses the whole submission, and the 400 names each bad entry and why. ' +
           'With an `Idempotency-Key`, a retry of the same submission answers the first answer again instead of making a second job.',
         headers: SubmitHeaders,
         body: uploadBody(maxUrlsPerJob),
         response: {
           202: AcceptedAnswer,
-          400: {
-            ...ErrorBody,
-            description:
-              '`invalid_body`, `invalid_json`, `invalid_urls` (`details.invalid` names each) or `invalid_idempotency_key`',
-          },
-          409: {
-            ...ErrorBody,
-            description:
-              '`idempotency_request_in_progress`: the first request with this Idempotency-Key is still being answered (Retry-After)',
-          },
-          413: ErrorBody,
-          415: ErrorBody,
-          422: {
-            ...ErrorBody,
-            description: '`idempotency_key_reused`: this Idempotency-Key came earlier with another body',
-          },
+          400: errorAnswer(
+            '`invalid_urls` (`details.invalid` names each bad entry), `invalid_body` (the body does not match the schema), `invalid_json`, `invalid_idempotency_key`, `webhooks_disabled` or `invalid_webhook_url`',
+          ),
+          409: errorAnswer(
+            '`idempotency_request_in_progress`: the first request with this Idempotency-Key is still being answered (Retry-After)',
+          ),
+          413: errorAnswer('`body_too_large`: the body is larger than 1 MiB'),
+          415: errorAnswer('`unsupported_media_type`: the body is not sent as `application/json`'),
+          422: errorAnswer('`idempotency_key_reused`: this Idempotency-Key came earlier with another body'),
           429: TooManySubmissions,
-          503: ErrorBody,
+          503: errorAnswer(
+            '`queue_full` (too many URLs waiting) or `shutting_down`; `Retry-After` says when to submit again',
+          ),
         },
       },
       ...idempotent(idempotency, clientOf),
@@ -116,9 +116,13 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images/upload/:jobId',
     {
       schema: {
+        operationId: 'getJobStatus',
         summary: 'The status of a job',
+        description:
+          'What is pending, uploaded and failed: the Imgur link of every URL uploaded, the reason of every URL that failed, and the album and webhook if the job asked for them. ' +
+          'A job is kept until retention drops it (`JOB_RETENTION_*`); after that its id answers 404.',
         params: JobParams,
-        response: { 200: JobStatus, 404: ErrorBody },
+        response: { 200: JobStatus, 404: errorAnswer(JOB_NOT_FOUND) },
       },
     },
     // The cached JSON of the job's current version, shared with its streams (see status.ts).
@@ -146,10 +150,10 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
           params: JobParams,
           response: {
             200: JobStatus,
-            400: { ...ErrorBody, description: '`invalid_json`: a body was sent and it is not JSON' },
-            404: { ...ErrorBody, description: "`job_not_found`: no such job (or another API key's)" },
-            413: { ...ErrorBody, description: '`body_too_large`: a body was sent, larger than 1 MiB' },
-            415: { ...ErrorBody, description: '`unsupported_media_type`: a body was sent, and not as JSON' },
+            400: errorAnswer('`invalid_json`: a body was sent and it is not JSON'),
+            404: errorAnswer("`job_not_found`: no such job (or another API key's)"),
+            413: errorAnswer('`body_too_large`: a body was sent, larger than 1 MiB'),
+            415: errorAnswer('`unsupported_media_type`: a body was sent, and not as JSON'),
           },
         },
       },
@@ -167,6 +171,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images/upload/:jobId/events',
     {
       schema: {
+        operationId: 'streamJobStatus',
         summary: 'Live status of a job (Server-Sent Events)',
         description:
           'Sends a `status` event carrying the same document as the status route at once and on every change, and ends after `complete`. ' +
@@ -179,11 +184,8 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
             description: 'a stream of `event: status` messages',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
-          404: ErrorBody,
-          429: {
-            ...ErrorBody,
-            description: '`too_many_streams`: too many streams open (in all, or for this client)',
-          },
+          404: errorAnswer(JOB_NOT_FOUND),
+          429: errorAnswer('`too_many_streams`: too many streams open (in all, or for this client)'),
         },
       },
     },
@@ -196,14 +198,16 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     '/v1/images',
     {
       schema: {
+        operationId: 'listLinks',
         summary: 'Every Imgur link uploaded since the service started (with API keys: by your jobs)',
         description:
-          'Without parameters, the whole list. With `limit` (and then `cursor`), one page of it and the `next` cursor, also sent as `Link: <…>; rel="next"`. ' +
-          'The list is only ever appended to, so pages neither skip nor repeat links.',
+          "The Imgur link of every item uploaded, across jobs, each once and in upload order; retention drops jobs but never their links. With API keys on, only the links of the caller's jobs. " +
+          'Without parameters, the whole list. With `limit` (and then `cursor`), one page of it and the `next` cursor, also sent as `Link: <…>; rel="next"`; ' +
+          'the list is only ever appended to, so pages neither skip nor repeat links.',
         querystring: LinksQuery,
         response: {
           200: LinksAnswer,
-          400: { ...ErrorBody, description: '`invalid_limit` (not 1 to 1000) or `invalid_cursor`' },
+          400: errorAnswer('`invalid_limit` (not 1 to 1000) or `invalid_cursor`'),
         },
       },
     },

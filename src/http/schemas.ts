@@ -11,6 +11,9 @@ export const ErrorBody = Type.Object(
   { description: 'Every error answer has this shape.' },
 )
 
+/** An error answer in a route's schema; the description names the `error` codes it may carry. */
+export const errorAnswer = (description: string) => ({ ...ErrorBody, description })
+
 export function uploadBody(maxUrls: number) {
   return Type.Object(
     {
@@ -144,18 +147,21 @@ export const JobStatus = Type.Object(
 /** The status document's one type, derived from its schema. */
 export type StatusDocument = Static<typeof JobStatus>
 
-export const Links = Type.Object({
-  uploaded: Type.Array(Type.String(), {
-    description:
-      "every Imgur link uploaded since start, in upload order (with `limit` or `cursor`: one page of them); with API keys on, those of the caller's jobs",
-  }),
-  next: Type.Optional(
-    Type.Union([Type.String(), Type.Null()], {
+export const Links = Type.Object(
+  {
+    uploaded: Type.Array(Type.String(), {
       description:
-        'only when paging: the cursor of the next page (pass it as `cursor`, with the same `limit`), or null on the last page',
+        "every Imgur link uploaded since start, in upload order (with `limit` or `cursor`: one page of them); with API keys on, those of the caller's jobs",
     }),
-  ),
-})
+    next: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description:
+          'only when paging: the cursor of the next page (pass it as `cursor`, with the same `limit`), or null on the last page',
+      }),
+    ),
+  },
+  { description: 'the links uploaded' },
+)
 
 export const LinksQuery = Type.Object({
   limit: Type.Optional(

@@ -42,15 +42,23 @@ test('GET /openapi.json is an OpenAPI 3.1 document of every route, its responses
   assert.equal(typeof info.title, 'string')
   assert.equal(typeof info.version, 'string')
   assert.equal(doc.swagger, undefined)
-  assert.ok(
-    doc.servers === undefined || (doc.servers as Json[]).every((s) => !/^https?:/.test(String(s.url))),
+  // Relative: the document holds wherever the service is deployed.
+  assert.deepEqual(
+    (doc.servers as Json[]).map((s) => s.url),
+    ['/'],
   )
+  assert.deepEqual(info.license, { name: 'MIT', identifier: 'MIT' })
+  assert.equal(typeof (info.contact as Json).name, 'string')
   assertRefsResolve(doc)
+  const operationIds: unknown[] = []
 
   for (const [method, path] of ROUTES) {
     const operation = doc.paths[path]?.[method] as Json | undefined
     assert.ok(operation, `${method.toUpperCase()} ${path} is documented`)
     assert.equal(typeof operation.summary, 'string', `${path} has a summary`)
+    assert.equal(typeof operation.description, 'string', `${path} has a description`)
+    assert.match(String(operation.operationId), /^[a-z]+[A-Za-z]*$/, `${path} has an operationId`)
+    operationIds.push(operation.operationId)
     assert.ok(Array.isArray(operation.tags) && operation.tags.length > 0, `${path} is tagged`)
     const responses = Object.entries(operation.responses as Record<string, Json>)
     assert.ok(
@@ -80,6 +88,7 @@ test('GET /openapi.json is an OpenAPI 3.1 document of every route, its responses
       )
     }
   }
+  assert.equal(new Set(operationIds).size, operationIds.length, 'operationIds are unique')
   for (const [path, item] of Object.entries(doc.paths)) {
     assert.match(path, /^\//)
     assert.ok(Object.keys(item).every((key) => METHODS.includes(key) || key === 'parameters'))
