@@ -1,4 +1,4 @@
-import { ServiceError } from '../errors.ts'
+import { type ErrorCode, ServiceError } from '../errors.ts'
 import { formatDuration } from '../units.ts'
 
 type Context = { url: URL; reading: boolean; timeoutMs: number; timedOut: boolean }
@@ -38,7 +38,7 @@ export function dnsFailure(error: unknown, hostname: string): ServiceError {
  * never carry addresses, ports or errno text (no port-scan oracle); the raw error is the cause.
  */
 export function classifyError(error: unknown, context: Context): ServiceError {
-  const fail = (code: string, message: string, retryable: boolean) =>
+  const fail = (code: ErrorCode, message: string, retryable: boolean) =>
     new ServiceError(code, message, { retryable, cause: error })
   const code = errorCode(error)
   if (context.timedOut || TIMEOUTS.has(code)) {

@@ -33,7 +33,7 @@ export const keyLabel = (owner: string | undefined): string => owner ?? 'anonymo
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
 
 const refuse = (message: string, challenge: string) =>
-  new ServiceError('unauthorized', message, { statusCode: 401, headers: { 'www-authenticate': challenge } })
+  new ServiceError('unauthorized', message, { headers: { 'www-authenticate': challenge } })
 
 /** Decorates requests with `owner` and, when keys are configured, checks them on every /v1 route. */
 export function registerAccess<Log extends FastifyBaseLogger, Provider extends FastifyTypeProvider>(

@@ -54,7 +54,7 @@ export function createEventStreams(store: JobStore, options: EventStreamOptions)
     return new ServiceError(
       'too_many_streams',
       `${what}; close one, or poll GET /v1/images/upload/{jobId} instead`,
-      { statusCode: 429, retryAfterMs: RETRY_AFTER_MS },
+      { retryAfterMs: RETRY_AFTER_MS },
     )
   }
 

@@ -81,14 +81,13 @@ export class IdempotencyKeys {
         throw new ServiceError(
           'idempotency_key_reused',
           'this Idempotency-Key was used with another request body; use a new key for a new submission',
-          { statusCode: 422 },
         )
       }
       if (found.answer !== undefined) return { replay: found.answer }
       throw new ServiceError(
         'idempotency_request_in_progress',
         'the first request with this Idempotency-Key is still being answered; retry shortly',
-        { statusCode: 409, retryAfterMs: 1_000 },
+        { retryAfterMs: 1_000 },
       )
     }
     const entry: Entry = { fingerprint, expiresAt: now + this.#ttlMs, answer: undefined }
@@ -123,7 +122,6 @@ export function parseKey(header: string | string[]): string {
     throw new ServiceError(
       'invalid_idempotency_key',
       'send one Idempotency-Key of 1 to 255 printable ASCII characters (a UUID is a good choice)',
-      { statusCode: 400 },
     )
   }
   return key
@@ -132,9 +130,7 @@ export function parseKey(header: string | string[]): string {
 /** JSON with every object's keys sorted, so that two bodies that mean the same have the same identity. */
 export function canonicalJson(value: unknown, depth = 0): string {
   if (depth > MAX_DEPTH) {
-    throw new ServiceError('invalid_body', `the request body nests deeper than ${MAX_DEPTH} levels`, {
-      statusCode: 400,
-    })
+    throw new ServiceError('invalid_body', `the request body nests deeper than ${MAX_DEPTH} levels`)
   }
   if (Array.isArray(value)) return `[${value.map((entry) => canonicalJson(entry, depth + 1)).join(',')}]`
   if (value !== null && typeof value === 'object') {

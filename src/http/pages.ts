@@ -38,7 +38,6 @@ export class Pager {
       throw new ServiceError(
         'invalid_cursor',
         'the cursor is not one this service gave (it may have restarted since): start again without a cursor',
-        { statusCode: 400 },
       )
     }
     return position
@@ -51,7 +50,6 @@ function parseLimit(limit: string): number {
     throw new ServiceError(
       'invalid_limit',
       `limit must be an integer from 1 to ${MAX_PAGE}, got ${JSON.stringify(limit.slice(0, 32))}`,
-      { statusCode: 400 },
     )
   }
   return size

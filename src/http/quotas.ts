@@ -14,7 +14,7 @@
  * that refused the submission.
  */
 import { EventEmitter } from 'node:events'
-import { ServiceError } from '../errors.ts'
+import { type ErrorCode, ServiceError } from '../errors.ts'
 import { LruMap } from '../lru.ts'
 import { keyLabel } from './access.ts'
 
@@ -141,9 +141,14 @@ export class Quotas extends EventEmitter<QuotaEvents> {
     return [rate, quota]
   }
 
-  #refusal(window: Window, now: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+  #refusal(
+    window: Window,
+    now: number,
+    code: ErrorCode,
+    message: string,
+    extra: Record<string, unknown> = {},
+  ) {
     return new ServiceError(code, message, {
-      statusCode: 429,
       retryAfterMs: window.resetAt - now,
       headers: headers(window, now),
       details: {

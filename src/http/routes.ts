@@ -74,13 +74,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       ...idempotent(idempotency, clientOf),
       preValidation: async (request) => {
         if (request.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== 'application/json') {
-          throw new ServiceError(
-            'unsupported_media_type',
-            'send the body as Content-Type: application/json',
-            {
-              statusCode: 415,
-            },
-          )
+          throw new ServiceError('unsupported_media_type', 'send the body as Content-Type: application/json')
         }
       },
     },
@@ -92,7 +86,6 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
           'invalid_urls',
           `${count} of the submitted URLs ${count === 1 ? 'is' : 'are'} invalid`,
           {
-            statusCode: 400,
             details: { invalid: parsed.problems },
           },
         )
@@ -228,6 +221,6 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
 export function findJob(store: JobStore, id: string, owner: string | undefined) {
   const job = store.get(id)
   if (job === undefined || job.owner !== owner)
-    throw new ServiceError('job_not_found', `no job with id ${id.slice(0, 64)}`, { statusCode: 404 })
+    throw new ServiceError('job_not_found', `no job with id ${id.slice(0, 64)}`)
   return job
 }

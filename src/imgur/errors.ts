@@ -3,7 +3,7 @@
  * Shapes and status table: /work/shared/notes/imgur-api.md#errors--more-than-one-shape-and-not-always-json
  * The HTTP status is the truth; a `status` inside the body is ignored.
  */
-import { ServiceError } from '../errors.ts'
+import { type ErrorCode, ServiceError } from '../errors.ts'
 import { type Headers, header, retryAfterHeaderMs, retryAfterMs } from './rate-limits.ts'
 
 type Detail = { text?: string; code?: number | string }
@@ -94,7 +94,7 @@ export function parseImgurError(
   const details: Record<string, unknown> = { imgurStatus: status }
   if (code !== undefined) details.imgurCode = code
   if (text !== undefined) details.imgurMessage = text
-  const fail = (errorCode: string, message: string, retryable: boolean, wait?: number) =>
+  const fail = (errorCode: ErrorCode, message: string, retryable: boolean, wait?: number) =>
     new ServiceError(errorCode, message, { retryable, details, retryAfterMs: wait })
   const quoted = text ? ` (${text})` : ` (${status})`
   const withStatus = text ? ` (${status} ${text})` : ` (${status})`

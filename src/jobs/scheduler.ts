@@ -97,7 +97,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   submit(urls: readonly string[], targets: readonly string[], options: JobOptions = {}): Job {
     if (this.#closed) {
       throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
-        statusCode: 503,
         retryAfterMs: 10_000,
       })
     }
@@ -106,7 +105,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       throw new ServiceError(
         'queue_full',
         `the service has ${this.#deps.store.pendingItems} URLs waiting (limit ${this.#options.maxPendingItems}); submit again later`,
-        { statusCode: 503, retryAfterMs: 30_000 },
+        { retryAfterMs: 30_000 },
       )
     }
     const job = createJob(urls, targets, options, this.#now())
@@ -117,7 +116,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       throw new ServiceError(
         'queue_full',
         `the URLs waiting would take more memory than the service allows (${maxPendingBytes} bytes); submit again later`,
-        { statusCode: 503, retryAfterMs: 30_000 },
+        { retryAfterMs: 30_000 },
       )
     }
     this.#deps.store.add(job)
@@ -148,7 +147,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     const cancelled = this.#deps.store.cancel(job, CANCELLED)
     for (const item of cancelled) {
-      this.#running.get(item)?.abort(new ServiceError(CANCELLED.code, CANCELLED.message))
+      this.#running.get(item)?.abort(new ServiceError('cancelled', CANCELLED.message))
       this.emit('settled', { job, item, outcome: 'failed', code: CANCELLED.code })
     }
     if (cancelled.length > 0) this.#deps.log.info({ jobId: job.id, items: cancelled.length }, 'job cancelled')
@@ -168,7 +167,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const all = Promise.allSettled([...this.#inFlight])
     const grace = new Promise((resolve) => setTimeout(resolve, graceMs).unref())
     await Promise.race([all, grace])
-    this.#shutdown.abort(new ServiceError(SHUT_DOWN.code, SHUT_DOWN.message))
+    this.#shutdown.abort(new ServiceError('cancelled', SHUT_DOWN.message))
     await all
   }
 
@@ -301,7 +300,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     this.#fail(job, item, reason)
     // A refused client id ends every job that uses it, and only those.
-    if (reason.code === 'imgur_client_id_refused') {
+    if (isServiceError(error) && error.failsRest) {
       const affected = new Set([turn, ...this.#turns.filter(({ key }) => key === turn.key)])
       for (const other of affected) this.#failRest(other, reason)
     }

@@ -13,11 +13,10 @@ export function checkWebhookUrl(webhookUrl: string | undefined, enabled: boolean
     throw new ServiceError(
       'webhooks_disabled',
       'webhooks are off on this service (WEBHOOK_SECRET is not set); submit without webhookUrl',
-      { statusCode: 400 },
     )
   }
   const problem = problemOf(webhookUrl)
   if (typeof problem === 'string') {
-    throw new ServiceError('invalid_webhook_url', `webhookUrl is invalid: ${problem}`, { statusCode: 400 })
+    throw new ServiceError('invalid_webhook_url', `webhookUrl is invalid: ${problem}`)
   }
 }

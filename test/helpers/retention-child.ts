@@ -16,7 +16,7 @@ const config = loadConfig({ IMGUR_API_URL: 'http://127.0.0.1:9', IMGUR_CLIENT_ID
 const service = createService(config, pino({ level: 'silent' }), {
   downloader: {
     open: async () => {
-      throw new ServiceError('download_http_error', 'the origin answered 404 Not Found')
+      throw new ServiceError('download_http_status', 'the origin answered 404 Not Found')
     },
     close: async () => {},
   },

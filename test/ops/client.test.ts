@@ -72,9 +72,7 @@ export function client(baseUrl: string, key?: string) {
 type Client = {
   operations: { images: string[]; operations: string[] }
   submit(urls: string[]): Promise<{ status: number; location: string | null; jobId: string; error?: string }>
-  status(
-    jobId: string,
-  ): Promise<{
+  status(jobId: string): Promise<{
     status: string
     states: string[]
     links: unknown[]
