@@ -3,6 +3,7 @@
  * server.ts and the tests share it, so what is tested is what runs.
  */
 import type { Logger } from 'pino'
+import { Budgets } from './budgets.ts'
 import type { Config } from './config.ts'
 import { createPreparer } from './convert/prepare.ts'
 import { createDownloader, type Downloader, type DownloadOptions } from './download/download.ts'
@@ -46,6 +47,8 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
       ownUrls: config.publicUrl === undefined ? [] : [config.publicUrl],
       ...(overrides.lookup && { lookup: overrides.lookup }),
     })
+  // Imgur's budgets: recorded by the client from every answer, reserved by the queue and the album step.
+  const budgets = new Budgets({ maxEntries: config.budgetMaxEntries })
   const imgur = createImgurClient({
     apiUrl: config.imgurApiUrl,
     clientId: config.imgurClientId,
@@ -54,7 +57,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     timeoutMs: config.uploadTimeoutMs,
     videoTimeoutMs: config.videoTimeoutMs,
     userAgent: USER_AGENT,
-    budgetMaxEntries: config.budgetMaxEntries,
+    budgets,
     // The built-in sandbox serves album pages where its links point, which may not be its own address.
     siteUrl: config.imgurMode === 'sandbox' ? config.sandboxPublicUrl : undefined,
   })
@@ -96,7 +99,7 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     },
     {
       store,
-      limits: imgur.limits,
+      budgets,
       credentialKey: (clientId) => imgur.credentialKey(clientId),
       work: (job, item, signal, downloaded) => processItem(deps, job, item, signal, downloaded),
       log,
@@ -120,11 +123,15 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
           { store, log },
         )
 
-  const albums = new Albums({ retry, maxRateLimitWaitMs: config.maxRateLimitWaitMs }, { store, imgur, log })
+  const albums = new Albums(
+    { retry, maxRateLimitWaitMs: config.maxRateLimitWaitMs },
+    { store, imgur, budgets, log },
+  )
 
   return {
     store,
     queue,
+    budgets,
     albums,
     imgur,
     downloader,

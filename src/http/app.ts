@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import type { Logger } from 'pino'
+import type { Budgets } from '../budgets.ts'
 import type { Config } from '../config.ts'
 import { isServiceError } from '../errors.ts'
-import type { ImgurClient } from '../imgur/client.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
 import { clientOf, registerAccess } from './access.ts'
@@ -20,7 +20,7 @@ export type AppDeps = {
   config: Config
   store: JobStore
   queue: Scheduler
-  imgur: Pick<ImgurClient, 'limits'>
+  budgets: Pick<Budgets, 'snapshot'>
   log: Logger
   /** The clock of the submission limits and Idempotency-Keys (tests move it across minutes, days and TTLs). */
   now?: () => number
@@ -55,7 +55,7 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'Content-Length does not match the body'],
 }
 
-export function buildApp({ config, store, queue, imgur, log, now }: AppDeps) {
+export function buildApp({ config, store, queue, budgets, log, now }: AppDeps) {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
@@ -130,7 +130,7 @@ export function buildApp({ config, store, queue, imgur, log, now }: AppDeps) {
       clientOf,
     },
   })
-  app.register(operations, { config, store, queue, quotas, limits: imgur.limits })
+  app.register(operations, { config, store, queue, quotas, budgets })
   app.register(web, { imgurMode: config.imgurMode })
   return app
 }

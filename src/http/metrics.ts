@@ -1,12 +1,12 @@
 /**
  * Prometheus metrics, one Registry per app so that tests can build many apps in one process.
- * Counters follow the scheduler's events; gauges are read from the store, queue and limits at
+ * Counters follow the scheduler's events; gauges are read from the store, queue and budgets at
  * scrape time. Label values come from closed sets only (outcomes, error codes, hashed budget keys,
  * API key names from the configuration or `anonymous`; never a key or an address).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { Budgets } from '../budgets.ts'
 import type { Config } from '../config.ts'
-import type { RateLimits } from '../imgur/rate-limits.ts'
 import type { Item } from '../jobs/model.ts'
 import type { Scheduler } from '../jobs/scheduler.ts'
 import type { JobStore } from '../jobs/store.ts'
@@ -18,7 +18,7 @@ export type MetricsDeps = {
   config: Config
   store: JobStore
   queue: Scheduler
-  limits: Pick<RateLimits, 'snapshot'>
+  budgets: Pick<Budgets, 'snapshot'>
   quotas: Pick<Quotas, 'on' | 'off'>
 }
 
@@ -30,7 +30,7 @@ const CODE = /^[a-z][a-z0-9_]{0,63}$/
 /** Error codes are a closed set today; anything else is folded so a label can never grow without bound. */
 const codeLabel = (code: string | undefined) => (code !== undefined && CODE.test(code) ? code : 'other')
 
-export function createMetrics({ config, store, queue, limits, quotas }: MetricsDeps) {
+export function createMetrics({ config, store, queue, budgets, quotas }: MetricsDeps) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
@@ -148,7 +148,7 @@ export function createMetrics({ config, store, queue, limits, quotas }: MetricsD
       registers,
       collect() {
         this.reset()
-        for (const entry of limits.snapshot().slice(0, MAX_BUDGETS)) {
+        for (const entry of budgets.snapshot().slice(0, MAX_BUDGETS)) {
           for (const kind of ['post', 'client', 'user'] as const) {
             const known = entry[kind]
             if (known) this.set({ key: entry.key, kind }, pick(known))

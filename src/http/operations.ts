@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { type Static, Type } from 'typebox'
-import type { Budget } from '../imgur/rate-limits.ts'
+import type { Budget } from '../budgets.ts'
 import { createMetrics, MAX_BUDGETS, type MetricsDeps } from './metrics.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -83,7 +83,7 @@ const Metrics = {
 }
 
 export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, deps) => {
-  const { config, store, queue, limits } = deps
+  const { config, store, queue, budgets } = deps
   const metrics = createMetrics(deps)
   app.addHook('onClose', async () => metrics.close())
 
@@ -101,7 +101,7 @@ export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, de
       accepting: queue.accepting,
       workers: { active: queue.active, concurrency: config.uploadConcurrency },
       queue: { pendingItems: store.pendingItems, maxPendingItems: config.maxPendingItems, jobs: store.size },
-      budgets: limits
+      budgets: budgets
         .snapshot()
         .slice(0, MAX_BUDGETS)
         .map((entry) => ({

@@ -4,12 +4,14 @@
  * https://apidocs.imgur.com/#c85c9dfc-7487-4de2-9ecd-66f727cf3139
  *
  * Rate-limit contract: upload() and createAlbum() never wait and never reserve. They record the
- * budgets of EVERY response (success or error) in `limits` under `credentialKey(input.clientId)` and
- * mark a 429 with `limits.on429`. The caller (the scheduler, the album step) calls
- * `limits.reserve(key, now)` before each call and calls the returned `release()` once it settles.
+ * budgets of EVERY response (success or error) in the injected `budgets` under
+ * `credentialKey(input.clientId)` and mark a 429 with `budgets.on429`. The caller (the scheduler,
+ * the album step) calls `budgets.reserve(key, now)` before each call and calls the returned
+ * `release()` once it settles.
  */
 import { createHash } from 'node:crypto'
 import { Agent } from 'undici'
+import { Budgets } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
 import { raceSignal } from '../signals.ts'
 import { parseImgurError, redactText } from './errors.ts'
@@ -23,7 +25,7 @@ import {
   type VideoInput,
   videoPayload,
 } from './payload.ts'
-import { parseRateLimitHeaders, RateLimits } from './rate-limits.ts'
+import { parseRateLimitHeaders } from './rate-limits.ts'
 import { createTokenManager, type TokenManager } from './token.ts'
 
 export type ImgurClientOptions = {
@@ -41,8 +43,8 @@ export type ImgurClientOptions = {
    * https://imgur.com for https://api.imgur.com, else the API's own origin (the sandbox's pages).
    */
   siteUrl?: string | undefined
-  /** How many credential keys the rate-limit table remembers (least recently used out). */
-  budgetMaxEntries?: number
+  /** The ledger every answer's rate-limit headers are recorded in (shared with the queue). */
+  budgets?: Budgets
   now?: () => number
 }
 export type { AlbumInput, UploadInput, VideoInput } from './payload.ts'
@@ -57,7 +59,7 @@ export type ImgurClient = {
   /** Whether calls with this client id go into the configured account (Bearer), not anonymously. */
   usesAccount(clientId?: string): boolean
   credentialKey(clientId?: string): string
-  readonly limits: RateLimits
+  readonly budgets: Budgets
   close(): Promise<void>
 }
 
@@ -134,13 +136,6 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
       `Expected \`timeoutMs\` to be an integer >= 1, got \`${options.timeoutMs}\``,
     )
   }
-  const { budgetMaxEntries } = options
-  if (budgetMaxEntries !== undefined && (!Number.isSafeInteger(budgetMaxEntries) || budgetMaxEntries < 1)) {
-    throw new ServiceError(
-      'imgur_invalid_options',
-      `Expected \`budgetMaxEntries\` to be an integer >= 1, got \`${budgetMaxEntries}\``,
-    )
-  }
   const siteUrl = options.siteUrl ?? defaultSiteUrl(apiUrl)
   if (!URL.canParse(siteUrl) || !/^https?:/.test(siteUrl)) {
     throw new ServiceError(
@@ -151,7 +146,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
   const albumBase = `${siteUrl.replace(/\/+$/, '')}/a/`
   const now = options.now ?? Date.now
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
-  const limits = new RateLimits({ maxEntries: budgetMaxEntries })
+  const budgets = options.budgets ?? new Budgets()
   const { clientId, clientSecret, refreshToken, timeoutMs, userAgent } = options
   const videoTimeoutMs = options.videoTimeoutMs ?? timeoutMs
   const tokens =
@@ -165,8 +160,8 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
           timeoutMs,
           dispatcher,
           now,
-          onHeaders: (headers) => limits.update(credentialKey(), parseRateLimitHeaders(headers, now())),
-          onRateLimited: (waitMs) => limits.on429(credentialKey(), waitMs, now()),
+          onHeaders: (headers) => budgets.update(credentialKey(), parseRateLimitHeaders(headers, now())),
+          onRateLimited: (waitMs) => budgets.on429(credentialKey(), waitMs, now()),
         })
       : undefined
 
@@ -205,7 +200,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
       body: input.body,
       signal,
     })
-    limits.update(key, parseRateLimitHeaders(response.headers, now()))
+    budgets.update(key, parseRateLimitHeaders(response.headers, now()))
     if (response.status >= 200 && response.status < 300) {
       const data = dataOf(response.body)
       const answer = data && call.read(data, input)
@@ -222,7 +217,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
     const credential = authorization.slice(authorization.indexOf(' ') + 1)
     const body = redactText(response.body, [credential, clientId, clientSecret, tokens?.refreshToken()])
     const error = parseImgurError(response.status, response.headers, body, now(), call.subject)
-    if (response.status === 429) limits.on429(key, error.retryAfterMs, now())
+    if (response.status === 429) budgets.on429(key, error.retryAfterMs, now())
     if (input.video && error.code === 'imgur_too_large') {
       throw new ServiceError(
         'imgur_too_large',
@@ -307,7 +302,7 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
   }
 
   return {
-    limits,
+    budgets,
     credentialKey: (dynamicId) => credentialKey(dynamicId || undefined),
     usesAccount: (dynamicId) => !dynamicId && tokens !== undefined,
     upload: (input) => run(uploadCall, () => imagePayload(input), input.clientId, timeoutMs, input.signal),

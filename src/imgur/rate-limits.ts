@@ -1,40 +1,15 @@
 /**
- * Imgur's rate-limit headers, read into budgets, and the optimistic reservation the scheduler
- * takes before each upload. Pure: every function gets the clock as an argument.
+ * Imgur's rate-limit headers, read into budgets (src/budgets.ts keeps them). Pure: every function
+ * gets the clock as an argument.
  * Header facts: /work/shared/notes/imgur-api.md#rate-limits
  */
-import { ServiceError } from '../errors.ts'
-import { LruMap } from '../lru.ts'
+import { type Budget, type ParsedLimits, UPLOAD_COST } from '../budgets.ts'
 
 export type Headers = Record<string, string | string[] | undefined>
-export type Budget = {
-  limit: number
-  remaining: number
-  /** Epoch ms at which the budget is considered refilled. */
-  resetAt: number
-  /** True when Imgur sent no reset header and `resetAt` is our guess (a full window from the response). */
-  resetAssumed?: boolean
-}
-export type ParsedLimits = { post?: Budget; client?: Budget; user?: Budget }
-export type Reservation = { ok: true; release(): void } | { ok: false; waitMs: number; resetAt: number }
-export type LimitsEntry = {
-  key: string
-  post?: Budget
-  client?: Budget
-  user?: Budget
-  blockedUntil?: number
-  inFlight: number
-}
 
 const HOUR = 3_600_000
-/** An upload costs one POST (per IP) and 10 credits (client credits for Client-ID, user credits for Bearer). */
-export const UPLOAD_COST = { post: 1, credits: 10 } as const
 /** Reset headers below this are seconds-to-reset; above it, epoch seconds (docs say epoch, servers send seconds). */
 const EPOCH_THRESHOLD = 1e9
-/** Two readings whose resets differ by less than this describe the same window. */
-const SAME_WINDOW_MS = 60_000
-/** Refused only because of in-flight uploads: their responses will tell, so look again soon. */
-const IN_FLIGHT_RECHECK_MS = 1_000
 
 // A missing reset means "a full window from now": ClientReset is often absent and the client
 // budget is daily, so we assume the day restarts 24 h after the reading. That only matters once
@@ -122,123 +97,4 @@ export function retryAfterMs(headers: Headers, now: number): number | undefined 
   ].filter((budget) => budget !== undefined)
   if (exhausted.length === 0) return undefined
   return Math.max(0, ...exhausted.map((budget) => budget.resetAt - now))
-}
-
-// Concurrent responses arrive in any order: within one window keep the lowest reading, so a
-// late, stale response cannot raise the budget back up. A guessed reset slides with every
-// reading, so there the latest reading wins (it may be a real refill).
-function merge(old: Budget | undefined, next: Budget): Budget {
-  if (!old || old.resetAssumed || next.resetAssumed) return next
-  if (Math.abs(old.resetAt - next.resetAt) >= SAME_WINDOW_MS) return next
-  return { ...next, remaining: Math.min(old.remaining, next.remaining) }
-}
-
-type KeyState = { client?: Budget; user?: Budget; blockedUntil?: number; inFlight: number }
-
-/**
- * Budgets per credential key ('client:…' or 'account:…', already hashed) plus the one per-IP POST
- * budget every key shares. Reservations are optimistic: each in-flight upload counts against the
- * last known remaining, and a reservation is refused while remaining − in-flight cost < cost, so
- * sending stops BEFORE Imgur's budget reaches zero.
- *
- * Jobs may bring their own client ids, so the keys are bounded: least recently used first out.
- * A key with uploads in flight is never evicted (a fresh entry would forget them and overdraw);
- * the table may then exceed `maxEntries` by at most the uploads in flight, and shrinks back as
- * they are released.
- */
-export class RateLimits {
-  #post: Budget | undefined
-  #postInFlight = 0
-  readonly #keys: LruMap<string, KeyState>
-  readonly #unknown429BackoffMs: number
-
-  /**
-   * `unknown429BackoffMs`: how long a 429 that names no reset blocks its key.
-   * `maxEntries`: how many credential keys are remembered (default 10,000).
-   */
-  constructor(options: { unknown429BackoffMs?: number; maxEntries?: number } = {}) {
-    const { maxEntries = 10_000 } = options
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new ServiceError(
-        'imgur_invalid_options',
-        `Expected \`maxEntries\` to be an integer >= 1, got \`${maxEntries}\``,
-      )
-    }
-    this.#keys = new LruMap(maxEntries, (state) => state.inFlight > 0)
-    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? 60_000
-  }
-
-  /** The key's entry, made the most recently used; the table is trimmed to its bound. */
-  #touch(key: string): KeyState {
-    let state = this.#keys.get(key)
-    if (state === undefined) {
-      state = { inFlight: 0 }
-      this.#keys.set(key, state)
-    }
-    return state
-  }
-
-  update(key: string, parsed: ParsedLimits): void {
-    if (parsed.post) this.#post = merge(this.#post, parsed.post)
-    if (!parsed.client && !parsed.user) return
-    const state = this.#touch(key)
-    if (parsed.client) state.client = merge(state.client, parsed.client)
-    if (parsed.user) state.user = merge(state.user, parsed.user)
-  }
-
-  reserve(key: string, now: number): Reservation {
-    const state = this.#touch(key)
-    const credits = key.startsWith('account:') ? state.user : state.client
-    const waits: number[] = []
-    if (state.blockedUntil !== undefined && state.blockedUntil > now) waits.push(state.blockedUntil)
-    const check = (budget: Budget | undefined, inFlight: number, cost: number) => {
-      if (!budget) return
-      const remaining = now >= budget.resetAt ? budget.limit : budget.remaining
-      if (remaining - inFlight * cost >= cost) return
-      waits.push(remaining >= cost ? now + IN_FLIGHT_RECHECK_MS : budget.resetAt)
-    }
-    check(this.#post, this.#postInFlight, UPLOAD_COST.post)
-    check(credits, state.inFlight, UPLOAD_COST.credits)
-    if (waits.length > 0) {
-      const resetAt = Math.max(...waits)
-      return { ok: false, waitMs: resetAt - now, resetAt }
-    }
-    state.inFlight++
-    this.#postInFlight++
-    let released = false
-    return {
-      ok: true,
-      release: () => {
-        if (released) return
-        released = true
-        // `state` is this reservation's own entry: never evicted while it is in flight.
-        state.inFlight--
-        this.#postInFlight--
-        if (state.inFlight === 0) this.#keys.trim()
-      },
-    }
-  }
-
-  on429(key: string, retryAfterMs: number | undefined, now: number): void {
-    const state = this.#touch(key)
-    const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
-    state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
-  }
-
-  /**
-   * For health and metrics, most recently used key first (callers show only the first few).
-   * The shared POST budget is reported once, first, under the key 'ip'.
-   */
-  snapshot(): LimitsEntry[] {
-    const entries: LimitsEntry[] = []
-    if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
-    for (const [key, state] of [...this.#keys.entries()].reverse()) {
-      const entry: LimitsEntry = { key, inFlight: state.inFlight }
-      if (state.client) entry.client = { ...state.client }
-      if (state.user) entry.user = { ...state.user }
-      if (state.blockedUntil !== undefined) entry.blockedUntil = state.blockedUntil
-      entries.push(entry)
-    }
-    return entries
-  }
 }

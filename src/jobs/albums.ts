@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
+import type { Budgets } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { CreatedAlbum, ImgurClient } from '../imgur/client.ts'
 import type { Job, Reason } from './model.ts'
@@ -22,7 +23,8 @@ export type AlbumOptions = {
 
 export type AlbumDeps = {
   store: JobStore
-  imgur: Pick<ImgurClient, 'createAlbum' | 'usesAccount' | 'credentialKey' | 'limits'>
+  imgur: Pick<ImgurClient, 'createAlbum' | 'usesAccount' | 'credentialKey'>
+  budgets: Pick<Budgets, 'reserve'>
   log: Logger
 }
 
@@ -160,7 +162,7 @@ export class Albums extends EventEmitter<AlbumEvents> {
   /** Takes a place in the credential's budget, waiting for its reset when that is soon enough. */
   async #reserve(key: string, signal: AbortSignal): Promise<() => void> {
     for (;;) {
-      const budget = this.#deps.imgur.limits.reserve(key, this.#now())
+      const budget = this.#deps.budgets.reserve(key, this.#now())
       if (budget.ok) return budget.release
       if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
         throw new ServiceError(

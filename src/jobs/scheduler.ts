@@ -6,8 +6,8 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
+import type { Budgets } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
-import type { RateLimits } from '../imgur/rate-limits.ts'
 import {
   createJob,
   type Item,
@@ -37,7 +37,7 @@ export type Work = (job: Job, item: Item, signal: AbortSignal, downloaded: () =>
 
 export type SchedulerDeps = {
   store: JobStore
-  limits: Pick<RateLimits, 'reserve'>
+  budgets: Pick<Budgets, 'reserve'>
   credentialKey: (clientId: string | undefined) => string
   work: Work
   log: Logger
@@ -199,7 +199,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         }
         continue
       }
-      const budget = this.#deps.limits.reserve(turn.key, this.#now())
+      const budget = this.#deps.budgets.reserve(turn.key, this.#now())
       if (!budget.ok) {
         turn.ready.unshift(item)
         if (budget.waitMs > this.#options.maxRateLimitWaitMs) {

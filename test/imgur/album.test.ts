@@ -92,7 +92,7 @@ test("a job's own client id makes the album anonymously, its budget under that i
   )
   await client.createAlbum({ deletehashes: ['dh1'], clientId: 'job0client0id' })
   assert.equal(albums()[0]?.headers.authorization, 'Client-ID job0client0id')
-  const entry = client.limits
+  const entry = client.budgets
     .snapshot()
     .find((budget) => budget.key === client.credentialKey('job0client0id'))
   assert.equal(entry?.client?.remaining, 12480)
@@ -200,7 +200,7 @@ test('a 429 on an album blocks the credential until the reset, as for uploads', 
   const error = await failure(client.createAlbum({ deletehashes: ['dh1'] }))
   assert.equal(error.code, 'imgur_rate_limited')
   assert.equal(error.retryAfterMs, 120_000)
-  const reservation = client.limits.reserve(client.credentialKey(), NOW)
+  const reservation = client.budgets.reserve(client.credentialKey(), NOW)
   assert.equal(reservation.ok, false)
 })
 

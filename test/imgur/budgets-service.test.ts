@@ -9,7 +9,7 @@ test('the service bounds its budget table by BUDGET_MAX_ENTRIES', async (t) => {
     assert.equal(body.uploaded.complete.length, 1)
   }
   assert.deepEqual(
-    service.imgur.limits.snapshot().map((entry) => entry.key),
+    service.imgur.budgets.snapshot().map((entry) => entry.key),
     ['ip', service.imgur.credentialKey('job-client-3'), service.imgur.credentialKey('job-client-2')],
   )
   const health = (await app.inject({ method: 'GET', url: '/health' })).json()

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, test } from 'node:test'
+import { Budgets } from '../../src/budgets.ts'
 import { createImgurClient, type ImgurClientOptions } from '../../src/imgur/client.ts'
 import { classic, type FakeImgur, formOf, json, type Reply, startFakeImgur, success } from './fake-imgur.ts'
 
@@ -72,7 +73,7 @@ test("a job's own client id replaces the configured one, and budgets are keyed b
   assert.equal(imgur.seen[0]?.headers.authorization, `Client-ID ${JOB_CLIENT_ID}`)
   assert.equal(client.credentialKey(JOB_CLIENT_ID), `client:${hash(JOB_CLIENT_ID)}`)
   assert.equal(client.credentialKey(), `client:${hash(CLIENT_ID)}`)
-  assert.deepEqual(client.limits.snapshot(), [
+  assert.deepEqual(client.budgets.snapshot(), [
     {
       key: `client:${hash(JOB_CLIENT_ID)}`,
       client: { limit: 12_500, remaining: 12_490, resetAt: NOW + 3_600_000 },
@@ -81,20 +82,15 @@ test("a job's own client id replaces the configured one, and budgets are keyed b
   ])
 })
 
-test('budgetMaxEntries bounds the budget table to the most recently used credentials', async () => {
+test('the injected budgets receive every reading, bounded to the most recently used credentials', async () => {
   const headers = { 'x-ratelimit-clientremaining': '12490', 'x-ratelimit-clientreset': '3600' }
-  const { client } = await setup(() => ({ ...(success() as Exclude<Reply, string>), headers }), {
-    budgetMaxEntries: 2,
-  })
+  const budgets = new Budgets({ maxEntries: 2 })
+  const { client } = await setup(() => ({ ...(success() as Exclude<Reply, string>), headers }), { budgets })
+  assert.equal(client.budgets, budgets)
   for (const clientId of ['job-id-1', 'job-id-2', 'job-id-3']) await client.upload({ ...input, clientId })
   assert.deepEqual(
-    client.limits.snapshot().map((entry) => entry.key),
+    client.budgets.snapshot().map((entry) => entry.key),
     [`client:${hash('job-id-3')}`, `client:${hash('job-id-2')}`],
-  )
-  assert.throws(
-    () =>
-      createImgurClient({ apiUrl: 'http://127.0.0.1:9', timeoutMs: 1, userAgent: 't', budgetMaxEntries: 0 }),
-    { code: 'imgur_invalid_options', message: 'Expected `budgetMaxEntries` to be an integer >= 1, got `0`' },
   )
 })
 
@@ -161,8 +157,8 @@ test('a 429 records the exhausted budget and blocks the key until its reset', as
     retryAfterMs: 900_000,
   })
   const key = client.credentialKey()
-  assert.deepEqual(client.limits.reserve(key, NOW), { ok: false, waitMs: 900_000, resetAt: NOW + 900_000 })
-  assert.equal(client.limits.snapshot().find((entry) => entry.key === key)?.blockedUntil, NOW + 900_000)
+  assert.deepEqual(client.budgets.reserve(key, NOW), { ok: false, waitMs: 900_000, resetAt: NOW + 900_000 })
+  assert.equal(client.budgets.snapshot().find((entry) => entry.key === key)?.blockedUntil, NOW + 900_000)
 })
 
 test('a connection reset is a retryable network failure with the raw error as cause', async () => {

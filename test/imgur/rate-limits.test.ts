@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { type Budget, parseRateLimitHeaders, RateLimits } from '../../src/imgur/rate-limits.ts'
+import { type Budget, Budgets } from '../../src/budgets.ts'
+import { parseRateLimitHeaders } from '../../src/imgur/rate-limits.ts'
 
 const NOW = 1_700_000_000_000
 const HOUR = 3_600_000
@@ -9,7 +10,7 @@ const budget = (remaining: number, resetAt = NOW + HOUR, limit = 12_500): Budget
   remaining,
   resetAt,
 })
-const reserveOk = (limits: RateLimits, key: string, now = NOW) => {
+const reserveOk = (limits: Budgets, key: string, now = NOW) => {
   const reservation = limits.reserve(key, now)
   assert.ok(reservation.ok, `expected ${key} to be reservable`)
   return reservation.release
@@ -48,7 +49,7 @@ test('parseRateLimitHeaders: missing headers give no budget; a missing reset ass
 })
 
 test('reserve refuses before a budget reaches zero, counting in-flight reservations', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('client:a', { client: budget(30) })
   const first = reserveOk(limits, 'client:a')
   reserveOk(limits, 'client:a')
@@ -63,7 +64,7 @@ test('reserve refuses before a budget reaches zero, counting in-flight reservati
 })
 
 test('an exhausted budget waits for its reset and is refilled at resetAt', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('client:a', { client: budget(9, NOW + 600_000) })
   assert.deepEqual(limits.reserve('client:a', NOW), { ok: false, waitMs: 600_000, resetAt: NOW + 600_000 })
   assert.equal(limits.reserve('client:a', NOW + 599_999).ok, false)
@@ -71,7 +72,7 @@ test('an exhausted budget waits for its reset and is refilled at resetAt', () =>
 })
 
 test('refused only because of in-flight uploads: look again soon, not at the reset', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('client:a', { client: budget(10, NOW + 5 * HOUR) })
   reserveOk(limits, 'client:a')
   const refused = limits.reserve('client:a', NOW)
@@ -79,7 +80,7 @@ test('refused only because of in-flight uploads: look again soon, not at the res
 })
 
 test('Bearer keys spend user credits, Client-ID keys client credits', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('account:a', { client: budget(0), user: budget(100) })
   limits.update('client:b', { client: budget(100), user: budget(0) })
   reserveOk(limits, 'account:a')
@@ -87,7 +88,7 @@ test('Bearer keys spend user credits, Client-ID keys client credits', () => {
 })
 
 test('budgets are per key, the POST budget is shared by every key', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('client:a', { client: budget(0) })
   reserveOk(limits, 'client:b')
   assert.equal(limits.reserve('client:a', NOW).ok, false)
@@ -98,7 +99,7 @@ test('budgets are per key, the POST budget is shared by every key', () => {
 })
 
 test('on429 blocks the key until the reset it names, or a short backoff', () => {
-  const limits = new RateLimits({ unknown429BackoffMs: 30_000 })
+  const limits = new Budgets({ unknown429BackoffMs: 30_000 })
   limits.on429('client:a', 120_000, NOW)
   limits.on429('client:b', undefined, NOW)
   assert.deepEqual(limits.reserve('client:a', NOW), { ok: false, waitMs: 120_000, resetAt: NOW + 120_000 })
@@ -108,7 +109,7 @@ test('on429 blocks the key until the reset it names, or a short backoff', () => 
 })
 
 test('a stale reading from the same window cannot raise the budget; a new window replaces it', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('client:a', { client: budget(80, NOW + HOUR) })
   limits.update('client:a', { client: budget(90, NOW + HOUR + 500) })
   assert.equal(limits.snapshot()[0]?.client?.remaining, 80)
@@ -117,7 +118,7 @@ test('a stale reading from the same window cannot raise the budget; a new window
 })
 
 test('snapshot lists hashed keys, the shared POST budget once, blocks and in-flight counts', () => {
-  const limits = new RateLimits()
+  const limits = new Budgets()
   limits.update('client:a', { post: budget(1200, NOW + HOUR, 1250), client: budget(500) })
   limits.on429('account:b', 1000, NOW)
   reserveOk(limits, 'client:a')
@@ -128,10 +129,10 @@ test('snapshot lists hashed keys, the shared POST budget once, blocks and in-fli
   ])
 })
 
-const keysOf = (limits: RateLimits) => limits.snapshot().map((entry) => entry.key)
+const keysOf = (limits: Budgets) => limits.snapshot().map((entry) => entry.key)
 
 test('the table keeps the maxEntries most recently used keys', () => {
-  const limits = new RateLimits({ maxEntries: 3 })
+  const limits = new Budgets({ maxEntries: 3 })
   limits.update('client:a', { client: budget(100) })
   limits.on429('client:b', 1000, NOW)
   reserveOk(limits, 'client:c')()
@@ -146,7 +147,7 @@ test('the table keeps the maxEntries most recently used keys', () => {
 })
 
 test('a key with uploads in flight is never evicted, so its reservations still count and release cleanly', () => {
-  const limits = new RateLimits({ maxEntries: 2 })
+  const limits = new Budgets({ maxEntries: 2 })
   limits.update('client:b', { post: budget(1000, NOW + HOUR, 1250), client: budget(20) })
   const first = reserveOk(limits, 'client:b')
   const second = reserveOk(limits, 'client:b')
@@ -177,7 +178,7 @@ test('a key with uploads in flight is never evicted, so its reservations still c
 })
 
 test("evictions around a key's in-flight uploads leave its budget accounting exact", () => {
-  const limits = new RateLimits({ maxEntries: 2 })
+  const limits = new Budgets({ maxEntries: 2 })
   limits.update('client:b', { client: budget(20) })
   const first = reserveOk(limits, 'client:b')
   reserveOk(limits, 'client:b')
@@ -190,7 +191,7 @@ test("evictions around a key's in-flight uploads leave its budget accounting exa
 })
 
 test('when every key has uploads in flight the table grows by at most those, and shrinks on release', () => {
-  const limits = new RateLimits({ maxEntries: 1 })
+  const limits = new Budgets({ maxEntries: 1 })
   const a = reserveOk(limits, 'client:a')
   const b = reserveOk(limits, 'client:b')
   const c = reserveOk(limits, 'client:c')
@@ -211,7 +212,7 @@ test('when every key has uploads in flight the table grows by at most those, and
 
 test('maxEntries is checked at construction', () => {
   for (const maxEntries of [0, -1, 1.5, Number.NaN]) {
-    assert.throws(() => new RateLimits({ maxEntries }), {
+    assert.throws(() => new Budgets({ maxEntries }), {
       code: 'imgur_invalid_options',
       message: `Expected \`maxEntries\` to be an integer >= 1, got \`${maxEntries}\``,
     })

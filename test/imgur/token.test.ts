@@ -239,7 +239,7 @@ for (const c of transient) {
       assert.equal(delay, c.retryAfterMs)
       // The account's uploads hold off too, until the reset (or the default backoff).
       const key = client.credentialKey()
-      const blocked = client.limits.snapshot().find((entry) => entry.key === key)?.blockedUntil
+      const blocked = client.budgets.snapshot().find((entry) => entry.key === key)?.blockedUntil
       assert.equal(blocked, clock.now + (c.retryAfterMs ?? 60_000))
     }
     for (const secret of Object.values(ACCOUNT)) assert.ok(!error.message.includes(secret))

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { test } from 'node:test'
 import pino from 'pino'
+import type { Reservation } from '../../src/budgets.ts'
 import { ServiceError } from '../../src/errors.ts'
 import type { AlbumInput, CreatedAlbum } from '../../src/imgur/client.ts'
-import type { Reservation } from '../../src/imgur/rate-limits.ts'
 import { type AlbumOptions, Albums } from '../../src/jobs/albums.ts'
 import { createJob, type Job, jobStatus } from '../../src/jobs/model.ts'
 import { JobStore } from '../../src/jobs/store.ts'
@@ -28,23 +28,23 @@ function setup(
   const imgur = {
     usesAccount: (clientId?: string) => options.account === true && !clientId,
     credentialKey: (clientId?: string) => `client:${clientId ?? 'configured'}`,
-    limits: {
-      reserve: (): Reservation => {
-        const given = options.reserve?.()
-        if (given !== undefined && !given.ok) return given
-        reserved.taken += 1
-        return { ok: true, release: () => (reserved.released += 1) }
-      },
-    },
     createAlbum: (input: AlbumInput) =>
       new Promise<CreatedAlbum>((resolve, reject) => {
         input.signal?.addEventListener('abort', () => reject(input.signal?.reason), { once: true })
         calls.push({ input, resolve, reject })
       }),
   }
+  const budgets = {
+    reserve: (): Reservation => {
+      const given = options.reserve?.()
+      if (given !== undefined && !given.ok) return given
+      reserved.taken += 1
+      return { ok: true, release: () => (reserved.released += 1) }
+    },
+  }
   const albums = new Albums(
     { retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 }, maxRateLimitWaitMs: 60_000, ...options },
-    { store, imgur: imgur as never, log: pino({ level: 'silent' }) },
+    { store, imgur, budgets, log: pino({ level: 'silent' }) },
   )
   t.after(async () => {
     await albums.close(0)
@@ -258,7 +258,7 @@ test('construction checks maxRateLimitWaitMs', () => {
     () =>
       new Albums(
         { retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 }, maxRateLimitWaitMs: -1 },
-        { store, imgur: {} as never, log: pino({ level: 'silent' }) },
+        { store, imgur: {} as never, budgets: {} as never, log: pino({ level: 'silent' }) },
       ),
     /^TypeError: Expected `maxRateLimitWaitMs` to be an integer >= 0, got `-1`$/,
   )

@@ -43,7 +43,7 @@ function setup(
     },
     {
       store,
-      limits: { reserve: budget ?? (() => ({ ok: true, release: () => {} })) },
+      budgets: { reserve: budget ?? (() => ({ ok: true, release: () => {} })) },
       credentialKey: (clientId) => `client:${clientId ?? 'configured'}`,
       work,
       log: pino({ level: 'silent' }),
