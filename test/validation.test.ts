@@ -132,6 +132,8 @@ test('unknown and malformed job ids, and unknown routes, answer 404 in JSON', as
     '/v1/images/upload/2b1f7d4e-5a8c-4f7e-9d3b-1c2a3b4c5d6e',
     '/v1/images/upload/not-a-uuid',
     '/v1/images/upload/%00',
+    `/v1/images/upload/${'a'.repeat(150)}`,
+    `/v1/images/upload/${'a'.repeat(150)}/events`,
     '/nope',
   ]) {
     const response = await app.inject({ method: 'GET', url })

@@ -59,6 +59,8 @@ export function buildApp({ config, store, queue, budgets, log, now }: AppDeps) {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
+    // Past find-my-way's 100 characters a job id would get Fastify's own 414 page, not our JSON 404.
+    routerOptions: { maxParamLength: 2048 },
     logController: new OneLinePerRequest(),
     requestIdHeader: 'x-request-id',
     genReqId: (request) => {
