@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-export const PHASES = ['throughput', 'status', 'latency', 'post', 'memory'] as const
+export const PHASES = ['throughput', 'status', 'latency', 'post', 'conversion', 'memory'] as const
 export type Phase = (typeof PHASES)[number]
 
 const OPTIONS = {
@@ -10,13 +10,24 @@ const OPTIONS = {
   'job-size': ['100', 'URLs per job in the throughput runs'],
   concurrency: ['8', 'UPLOAD_CONCURRENCY and PER_HOST_CONCURRENCY of the service; workers of the raw loop'],
   'image-kb': ['100', 'size of every fake image in KiB'],
-  rounds: ['3', 'raw + service throughput rounds; the best of each is kept'],
+  rounds: [
+    '3',
+    'raw + service throughput rounds, the best of each kept; conversion rounds, the medians kept',
+  ],
   'status-reads': ['500', 'sequential status reads while idle'],
   posts: ['20', 'POSTs timed for the POST latency'],
   'post-urls': ['1000', 'URLs per timed POST (and per queued job)'],
   queued: ['100000', 'URLs left waiting for the memory-per-queued-item figure'],
   'latency-ms': ['100', 'sandbox upload latency of the latency phase'],
   'latency-items': ['', 'images per latency run (default: --items)'],
+  photos: [
+    '10',
+    'conversion phase: 4096 × 4096 lossy WebP photographs (plus a quarter as many AVIF, a HEIC, 3 graphics)',
+  ],
+  'convert-concurrency': [
+    '2',
+    'conversion phase: CONVERT_CONCURRENCY of the service; images at once for sharp alone',
+  ],
   'phase-timeout-s': ['300', 'a phase that takes longer fails the benchmark'],
   phases: [PHASES.join(','), 'which phases to run'],
   'service-dir': ['.', 'the checkout whose src/server.ts is started (A/B runs of a patched copy)'],
@@ -73,6 +84,8 @@ export function parseParams(args: string[] = process.argv.slice(2)) {
     postUrls: int('post-urls', 1),
     queued: int('queued', 1),
     latencyMs: int('latency-ms', 1),
+    photos: int('photos', 1),
+    convertConcurrency: int('convert-concurrency', 1),
     latencyItems: values['latency-items'] === '' ? items : int('latency-items', 1),
     phaseTimeoutMs: int('phase-timeout-s', 1) * 1000,
     phases: new Set(phases as Phase[]),

@@ -4,10 +4,13 @@
  *
  * Origin paths: `/img/<seed>.png` a valid PNG of exactly `imageBytes` (distinct bytes per seed, so
  * the service's de-duplication never skips an upload), `/missing/...` a fast 404, `/hang/...` a
- * request that is never answered (keeps items queued behind the ones stuck on it).
+ * request that is never answered (keeps items queued behind the ones stuck on it), `/files/<name>`
+ * a file of the folder named by the `files` command (the conversion phase's photographs).
  */
+import { readFile } from 'node:fs/promises'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { basename, join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.ts'
 import { png } from '../test/helpers/images.ts'
@@ -17,6 +20,7 @@ export type FakesCommand =
   | { op: 'latency'; ms: number }
   | { op: 'stats' }
   | { op: 'watch'; pid: number | undefined }
+  | { op: 'files'; dir: string }
 export type FakesRequest = FakesCommand & { id: number }
 export type FakesReply = { id: number; ok: boolean; error?: string; stats?: FakesStats }
 export type FakesReady = { op: 'ready'; origin: string; sandbox: string }
@@ -56,6 +60,21 @@ function sendImage(res: ServerResponse, seed: number): void {
   res.end(iend)
 }
 
+const TYPES: Record<string, string> = { webp: 'image/webp', avif: 'image/avif', heic: 'image/heic' }
+let filesDir: string | undefined
+
+async function sendFile(res: ServerResponse, name: string): Promise<void> {
+  const bytes =
+    filesDir === undefined ? undefined : await readFile(join(filesDir, basename(name))).catch(() => undefined)
+  if (bytes === undefined) {
+    res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 10 })
+    return void res.end('not found\n')
+  }
+  const type = TYPES[name.split('.').pop() ?? ''] ?? 'application/octet-stream'
+  res.writeHead(200, { 'content-type': type, 'content-length': bytes.length })
+  res.end(bytes)
+}
+
 const stats: FakesStats = { images: 0, missing: 0, hanging: 0, uploads: 0 }
 const hanging = new Set<ServerResponse>()
 const sockets = new Set<Socket>()
@@ -66,6 +85,10 @@ const origin = createServer((req, res) => {
   if (req.method === 'GET' && image) {
     stats.images += 1
     return sendImage(res, Number(image[1]))
+  }
+  if (req.method === 'GET' && path.startsWith('/files/')) {
+    stats.images += 1
+    return void sendFile(res, path.slice('/files/'.length))
   }
   if (path.startsWith('/hang/')) {
     stats.hanging += 1
@@ -112,6 +135,9 @@ async function handle(message: FakesRequest): Promise<FakesReply> {
       }
     case 'watch':
       watched = message.pid
+      return { id: message.id, ok: true }
+    case 'files':
+      filesDir = message.dir
       return { id: message.id, ok: true }
   }
 }

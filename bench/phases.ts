@@ -61,7 +61,7 @@ async function rawRun({ params, fakes, raw }: Context, count: number): Promise<n
 }
 
 /** Samples VmRSS every 50 ms until the returned function is called; it returns the peak. */
-function sampleRss(service: ServiceProcess): () => number {
+export function sampleRss(service: ServiceProcess): () => number {
   let peak = 0
   const take = () => {
     peak = Math.max(peak, service.memory().rss)

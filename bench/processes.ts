@@ -153,6 +153,8 @@ export async function startFakes(imageBytes: number, onChild: (child: ChildProce
     latency: (ms: number) => control({ op: 'latency', ms }),
     /** The pid the fakes SIGKILL if the benchmark dies without stopping it; undefined: none. */
     watch: (pid: number | undefined) => control({ op: 'watch', pid }),
+    /** The folder the origin's `/files/<name>` serves. */
+    files: (dir: string) => control({ op: 'files', dir }),
     stats: async () => (await control({ op: 'stats' })).stats as FakesStats,
     close: () => child.disconnect(),
   }

@@ -34,6 +34,22 @@ export type Figures = {
       urlLength: number
     }
   }
+  conversion?: {
+    /** Files per round, and their pixels in all. */
+    items: number
+    megapixels: number
+    convertConcurrency: number
+    threadsPerImage: number
+    /** Medians over the rounds; `ratio` is sharp alone's time ÷ the service's, per round. */
+    serviceMs: number
+    directMs: number
+    ratio: number
+    /** VmRSS sampled every 50 ms during the service's rounds. */
+    peakRss: number
+    cpuMsPerItem: { service: number; direct: number }
+    /** What the service made of the files, and their bytes in and out. */
+    outputs: { jpeg: number; png: number; reencoded: number; inBytes: number; outBytes: number }
+  }
   latency?: {
     latencyMs: number
     items: number
@@ -94,6 +110,7 @@ export function targets(f: Figures): Target[] {
       (v) => v <= 2,
     ),
     check('RSS bytes per queued item', f.memory?.queued?.bytesPerQueuedItem, '<= 1024', (v) => v <= 1024),
+    check('conversion ratio sharp alone/service', f.conversion?.ratio, '>= 0.8', (v) => v >= 0.8),
     check(`${f.post?.urls ?? 1000}-URL POST median ms`, f.post?.medianMs, '<= 20', (v) => v <= 20),
     check(
       'peak RSS MB during the throughput run',
@@ -112,7 +129,7 @@ const ms = (p: Percentiles) =>
 
 function rows(f: Figures): Array<[string, string]> {
   const out: Array<[string, string]> = []
-  const { throughput: t, status: s, post: p, memory: m, latency: l } = f
+  const { throughput: t, status: s, post: p, memory: m, latency: l, conversion: c } = f
   if (t) {
     const cpu = t.cpuMsPerItem
     out.push(
@@ -150,6 +167,25 @@ function rows(f: Figures): Array<[string, string]> {
         `${fixed(q.bytesPerQueuedItem, 0)} (${fixed(q.marginalBytesPerQueuedItem, 0)}) bytes, URLs of ${q.urlLength} chars`,
       ],
       ['  POST median while filling the queue', `${fixed(q.postMedianMs, 2)} ms`],
+    )
+  }
+  if (c) {
+    const o = c.outputs
+    out.push(
+      [
+        `conversion: ${c.items} files, ${fixed(c.megapixels, 0)} MP`,
+        `service ${fixed(c.serviceMs / 1000, 2)} s, sharp alone ${fixed(c.directMs / 1000, 2)} s (medians)`,
+      ],
+      ['conversion: ratio sharp alone/service', fixed(c.ratio, 3)],
+      [
+        '  slots × threads; CPU ms/item service / alone',
+        `${c.convertConcurrency} × ${c.threadsPerImage}; ${fixed(c.cpuMsPerItem.service, 0)} / ${fixed(c.cpuMsPerItem.direct, 0)}`,
+      ],
+      [
+        '  outputs; bytes in → out',
+        `${o.jpeg} JPEG, ${o.png} PNG, ${o.reencoded} re-encoded; ${mb(o.inBytes)} → ${mb(o.outBytes)}`,
+      ],
+      ['  RSS peak during conversion', mb(c.peakRss)],
     )
   }
   if (l) {

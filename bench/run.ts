@@ -1,14 +1,16 @@
 /**
  * The benchmark: `npm run bench [-- --items 2000 --job-size 100 --concurrency 8 --image-kb 100]`
  * (`-- --help` lists every option). Starts the fakes (origin + Imgur sandbox) and the service as
- * child processes, measures throughput against a raw pipeline, API latency and memory, prints a
- * table and writes bench/results/latest.json. Children die with it, however it ends.
+ * child processes, measures throughput against a raw pipeline, API latency and memory, and the
+ * conversion of large photographs against sharp alone (bench/conversion.ts), prints a table and
+ * writes bench/results/latest.json. Children die with it, however it ends.
  */
 import type { ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createApi } from './api.ts'
 import { type Phase, parseParams, usage } from './args.ts'
+import { conversion } from './conversion.ts'
 import {
   type Context,
   postLatency,
@@ -20,6 +22,7 @@ import {
   warmUp,
   withLatency,
 } from './phases.ts'
+import { materials } from './photos.ts'
 import { type Fakes, type ServiceProcess, startFakes, startService } from './processes.ts'
 import { createRawPipeline } from './raw.ts'
 import { type Figures, machine, summariseProbe, table, targets, writeJson } from './report.ts'
@@ -46,13 +49,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-async function phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+async function phase<T>(name: string, work: () => Promise<T>, timeoutMs = params.phaseTimeoutMs): Promise<T> {
   log(`${name}…`)
   let timer: NodeJS.Timeout | undefined
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`phase "${name}" took longer than ${params.phaseTimeoutMs / 1000} s`)),
-      params.phaseTimeoutMs,
+      () => reject(new Error(`phase "${name}" took longer than ${timeoutMs / 1000} s`)),
+      timeoutMs,
     )
   })
   try {
@@ -84,6 +87,12 @@ async function launch(fakes: Fakes, name: string): Promise<ServiceProcess> {
       // The queued phase holds its two warm-up jobs too.
       MAX_PENDING_ITEMS: String(params.queued + params.items + 3 * params.postUrls),
       SHUTDOWN_TIMEOUT_MS: '2000',
+      // The benchmark is one client submitting far more than a person would: no per-client limits.
+      SUBMIT_RATE_LIMIT: '1000000',
+      DAILY_URL_QUOTA: '0',
+      CONVERT_CONCURRENCY: String(params.convertConcurrency),
+      // The conversion phase measures time, not deadlines: a slow build must still finish its files.
+      CONVERT_TIMEOUT_MS: '600000',
     },
   })
   children.service = service
@@ -102,7 +111,10 @@ async function stop(fakes: Fakes, service: ServiceProcess): Promise<void> {
 async function main() {
   const started = new Date()
   const info = machine()
+  const has = (name: Phase) => params.phases.has(name)
   log(`machine: ${info.cpuCount}× ${info.cpuModel}, load ${info.loadAverage.join(' ')}`)
+  // Rendered once and cached in the temporary folder (a few minutes the first time).
+  const photos = has('conversion') ? await materials(params.photos, log) : []
   const fakes = await startFakes(params.imageBytes, (child) => {
     children.fakes = child
   })
@@ -110,7 +122,6 @@ async function main() {
   const api = createApi(service.url)
   const raw = createRawPipeline(fakes.origin, fakes.sandbox)
   const ctx: Context = { params, fakes, service, api, raw, log }
-  const has = (name: Phase) => params.phases.has(name)
   const figures: Figures = {}
   const runs: Record<string, unknown> = {}
 
@@ -131,6 +142,13 @@ async function main() {
   if (has('latency'))
     figures.latency = await phase(`${params.latencyMs} ms upload latency`, () => withLatency(ctx))
   if (has('post')) figures.post = await phase(`${params.postUrls}-URL POSTs`, () => postLatency(ctx))
+  if (has('conversion')) {
+    // Its rounds take a minute or more each: the limit applies per round.
+    const limit = params.phaseTimeoutMs * params.rounds
+    const result = await phase(`conversion of ${photos.length} files`, () => conversion(ctx, photos), limit)
+    figures.conversion = result.figures
+    runs.conversion = { rounds: result.rounds, outcomes: result.outcomes }
+  }
   const fakesStats = await fakes.stats()
   await stop(fakes, service)
   await Promise.all([raw.close(), api.close()])

@@ -1,17 +1,20 @@
 /**
  * Encodes a decoded source into a format Imgur takes, under its byte cap when asked: quality
- * first, then dimensions. Orientation is applied to the pixels (the EXIF tag goes with the rest of
- * the metadata, GPS included); the ICC profile is kept, so colours do not shift.
+ * first, then dimensions. The format follows from what the source is: a lossy one (a photo)
+ * becomes a JPEG, a lossless or transparent one a PNG. Trying both to keep the smaller would be
+ * wasted work: for a photo the PNG is several times larger and several times slower to encode. Orientation is applied to the
+ * pixels (the EXIF tag goes with the rest of the metadata, GPS included); the ICC profile is kept,
+ * so colours do not shift.
  */
 import type { Sharp } from 'sharp'
 import { ServiceError } from '../errors.ts'
 import { formatBytes } from '../units.ts'
-import { encode, type Source } from './decode.ts'
+import { encode, type Source, settleTransparency } from './decode.ts'
 
 export type Encoded = { bytes: Buffer; mime: string; ext: string }
 type Step = { mime: string; ext: string; apply: (image: Sharp) => Sharp }
 
-const asPng: Step = {
+export const asPng: Step = {
   mime: 'image/png',
   ext: 'png',
   apply: (image) => image.keepIccProfile().png({ compressionLevel: 9, adaptiveFiltering: true }),
@@ -22,7 +25,7 @@ const asPalette: Step = {
   ext: 'png',
   apply: (image) => image.keepIccProfile().png({ compressionLevel: 9, palette: true, quality: 90 }),
 }
-const asJpeg = (quality: number): Step => ({
+export const asJpeg = (quality: number): Step => ({
   mime: 'image/jpeg',
   ext: 'jpg',
   apply: (image) => image.keepIccProfile().jpeg({ quality }),
@@ -33,21 +36,17 @@ const asGif: Step = { mime: 'image/gif', ext: 'gif', apply: (image) => image.gif
 /** Scale-downs tried after the quality steps; each aims at the cap from the last size. */
 const SCALE_STEPS = 6
 
-/**
- * What is tried first, without losing quality. A conversion takes the smaller of PNG and a good
- * JPEG; an oversized PNG, TIFF or BMP stays lossless when PNG fits, as its author chose.
- */
-function firstSteps(source: Source, mime: string): { steps: Step[]; smallest: boolean } {
-  if (source.animated) return { steps: [asGif], smallest: false }
-  if (source.alpha) return { steps: [asPng], smallest: false }
-  if (mime === 'image/jpeg') return { steps: [asJpeg(90)], smallest: false }
-  return { steps: [asPng, asJpeg(90)], smallest: source.kind === 'convertible' }
+/** What is tried first, without losing more than the source already has. */
+function firstStep(source: Source): Step {
+  if (source.animated) return asGif
+  if (source.transparency === 'some') return asPng
+  return source.lossy ? asJpeg(90) : asPng
 }
 
 /** Lower quality, then the same encoding at smaller sizes. */
 function fallbackSteps(source: Source): { quality: Step[]; scaled: Step } {
   if (source.animated) return { quality: [], scaled: asGif }
-  if (source.alpha) return { quality: [asPalette], scaled: asPalette }
+  if (source.transparency === 'some') return { quality: [asPalette], scaled: asPalette }
   return { quality: [asJpeg(80), asJpeg(70)], scaled: asJpeg(70) }
 }
 
@@ -66,19 +65,23 @@ export const imageTooLarge = (message: string) => new ServiceError('image_too_la
  */
 export async function encodeToFit(
   source: Source,
-  mime: string,
   maxBytes: number,
   shrink: boolean,
 ): Promise<Encoded & { shrunk: boolean }> {
-  const { steps, smallest } = firstSteps(source, mime)
-  let best: Encoded | undefined
-  for (const step of steps) {
-    const out = await run(source, step)
-    if (best === undefined || out.bytes.length < best.bytes.length) best = out
-    if (!smallest && out.bytes.length <= maxBytes) break
-  }
-  const first = best as Encoded
+  // A lossy source's format depends on its transparency, which a JPEG would lose.
+  if (source.lossy && !source.animated) await settleTransparency(source)
+  let first = await run(source, firstStep(source))
   if (first.bytes.length <= maxBytes) return { ...first, shrunk: false }
+  // A lossless source stays lossless (PNG, as its author chose) while that fits; over the cap, an
+  // opaque one may be a good JPEG, so its alpha channel is looked at only now.
+  if (!source.animated && !source.lossy) {
+    await settleTransparency(source)
+    if (source.transparency === 'none') {
+      const out = await run(source, asJpeg(90))
+      if (out.bytes.length <= maxBytes) return { ...out, shrunk: false }
+      if (out.bytes.length < first.bytes.length) first = out
+    }
+  }
   const limit = formatBytes(maxBytes)
   if (!shrink) {
     throw imageTooLarge(

@@ -10,7 +10,7 @@ import { ServiceError } from '../errors.ts'
 import { refusedImage, type Sniffed } from '../media.ts'
 import { raceSignal } from '../signals.ts'
 import { formatBytes } from '../units.ts'
-import { convertBusy, convertTimeout, type Limits, startDeadline } from './limits.ts'
+import { convertBusy, convertTimeout, type Limits, startDeadline, threadsPerImage } from './limits.ts'
 
 export type PrepareOptions = {
   /** The largest image ever sent to Imgur. */
@@ -49,14 +49,19 @@ export function createPreparer(options: PrepareOptions): Preparer {
   }
   const { maxImageBytes, timeoutMs } = options
   const limit = createLimit(options.concurrency)
+  const threads = threadsPerImage(options.concurrency)
 
   async function transform(bytes: Buffer, type: Sniffed, limits: Limits): Promise<Prepared> {
     limits.signal.throwIfAborted()
     // sharp (libvips, ~10 MB resident) is loaded the first time an image needs decoding, not before.
-    const [{ inspect }, { encodeToFit }] = await Promise.all([import('./decode.ts'), import('./fit.ts')])
+    const [{ inspect, setThreads }, { encodeToFit }] = await Promise.all([
+      import('./decode.ts'),
+      import('./fit.ts'),
+    ])
+    setThreads(threads)
     const source = await inspect(bytes, type, limits)
     const oversized = bytes.length > maxImageBytes
-    const out = await encodeToFit(source, type.mime, maxImageBytes, options.reencodeOversized)
+    const out = await encodeToFit(source, maxImageBytes, options.reencodeOversized)
     const prepared: Prepared = { bytes: out.bytes, mime: out.mime, ext: out.ext }
     if (out.mime !== type.mime) prepared.converted = { from: type.mime, to: out.mime }
     if (oversized || out.shrunk) prepared.reencoded = { fromBytes: bytes.length, toBytes: out.bytes.length }

@@ -58,6 +58,12 @@ export const webp = (width = 40, height = 20) => gradient(width, height).webp({ 
 /** Half of it see-through. */
 export const webpWithAlpha = (width = 40, height = 20) =>
   gradient(width, height, 4, 0).webp({ lossless: true }).toBuffer()
+/** Lossless (VP8L): what screenshots and illustrations are saved as. */
+export const webpLossless = (width = 40, height = 20) =>
+  gradient(width, height).webp({ lossless: true }).toBuffer()
+/** Lossy colour (VP8) with an alpha channel (ALPH) in an extended file (VP8X): half of it see-through. */
+export const webpLossyWithAlpha = (width = 40, height = 20) =>
+  gradient(width, height, 4, 0).webp({ quality: 90 }).toBuffer()
 /** Stored 40 × 20 with EXIF orientation 6: shown rotated 90° clockwise, so 20 × 40. */
 export const webpRotated = () => gradient(40, 20).webp().withMetadata({ orientation: 6 }).toBuffer()
 export const webpDisplayP3 = () => gradient(40, 20).withIccProfile('p3').webp().toBuffer()
@@ -81,6 +87,8 @@ export async function animatedWebp(frames = 3, size = 16, noisy = false): Promis
 }
 
 export const avif = (width = 40, height = 20) => gradient(width, height).avif().toBuffer()
+/** An AVIF with an alpha channel whose left half has the given alpha (255: a channel that is all opaque). */
+export const avifWithAlpha = (alpha: number) => gradient(40, 20, 4, alpha).avif().toBuffer()
 
 /** An AV1-coded HEIF under the `heic` brand: decodable by libheif's AV1 decoder, sniffed as HEIC. */
 export async function heifAv1(): Promise<Buffer> {
