@@ -71,6 +71,14 @@ export type Config = Readonly<{
   webhookRetryDelaysMs: readonly number[]
   /** How long an Idempotency-Key is remembered. */
   idempotencyTtlMs: number
+  /** Redis of a fleet (`redis://…`); undefined: jobs live in this process's memory only. */
+  redisUrl: string | undefined
+  /** What this replica does in a fleet: `all`, `api` (HTTP only) or `worker` (processing, plus /health). */
+  role: 'all' | 'api' | 'worker'
+  /** Prefix of every Redis key, so fleets (or tests) can share one Redis. */
+  redisPrefix: string
+  /** A fleet worker's lock on an item; a replica silent this long has its items taken up by others. */
+  fleetLockMs: number
   sandboxPort: number
   /** Interface the built-in sandbox listens on (loopback unless set). */
   sandboxHost: string
@@ -183,6 +191,26 @@ export function loadConfig(env: Env = process.env): Config {
       `Expected \`WEBHOOK_RETRY_DELAYS_MS\` to be a comma-separated list of whole milliseconds, got \`${rawDelays.slice(0, 80)}\``,
     )
   }
+  const redisUrl = read('REDIS_URL')
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    problems.push(
+      `Expected \`REDIS_URL\` to be a redis:// or rediss:// URL, got \`${redisUrl.slice(0, 80)}\``,
+    )
+  }
+  const role = read('ROLE') ?? 'all'
+  if (role !== 'all' && role !== 'api' && role !== 'worker') {
+    problems.push(`Expected \`ROLE\` to be all, api or worker, got \`${role.slice(0, 40)}\``)
+  } else if (role !== 'all' && redisUrl === undefined) {
+    problems.push(
+      `Expected \`REDIS_URL\` with \`ROLE=${role}\`: only a fleet splits the API from the workers`,
+    )
+  }
+  const redisPrefix = read('REDIS_PREFIX') ?? 'iu'
+  if (!/^[\w.:-]{1,64}$/.test(redisPrefix)) {
+    problems.push(
+      `Expected \`REDIS_PREFIX\` to be 1 to 64 letters, digits or \`_.:-\`, got \`${redisPrefix.slice(0, 80)}\``,
+    )
+  }
   const fetchTimeoutMs = int('FETCH_TIMEOUT_MS', 30_000, 1)
   const uploadTimeoutMs = int('UPLOAD_TIMEOUT_MS', 60_000, 1)
   const convertTimeoutMs = int('CONVERT_TIMEOUT_MS', 30_000, 1)
@@ -236,6 +264,10 @@ export function loadConfig(env: Env = process.env): Config {
     webhookSecret,
     webhookRetryDelaysMs: Object.freeze(webhookRetryDelaysMs),
     idempotencyTtlMs: int('IDEMPOTENCY_TTL_MS', 24 * 3600_000, 1),
+    redisUrl,
+    role: role === 'api' || role === 'worker' ? role : 'all',
+    redisPrefix,
+    fleetLockMs: int('FLEET_LOCK_MS', 30_000, 1000, 3_600_000),
     sandboxPort,
     sandboxHost: read('SANDBOX_HOST') ?? '127.0.0.1',
     sandboxMaxBytes: int('SANDBOX_MAX_BYTES', 256 * 1024 * 1024, 1024 * 1024),
