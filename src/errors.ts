@@ -70,6 +70,7 @@ export const ERRORS = {
   too_many_streams: { status: 429 },
   queue_full: { status: 503 },
   shutting_down: { status: 503 },
+  store_unavailable: { status: 503, retryable: true },
   // A programming error in how a component was built (never reaches a client).
   imgur_invalid_options: {},
 } as const satisfies Record<string, Entry>
