@@ -1,0 +1,74 @@
+/**
+ * Subscriptions to jobs changed anywhere in the fleet. Every change publishes "<id> <version>"
+ * on one channel; a replica with listeners for that id reads the job and calls them with it.
+ * Reads coalesce: while one is in flight, any number of further messages cause one more read,
+ * so a job settling a thousand items costs a slow reader a few reads, not a thousand. A
+ * listener hears each version at most once and in order, may miss intermediate ones, and is
+ * never called after its unsubscribe. A listener that throws is a bug and surfaces as an
+ * unhandled rejection, as it would have thrown into a transition of the memory store.
+ */
+import type { JobView } from '../jobs/contract.ts'
+
+type Listener = (job: JobView) => void
+type Watch = { listeners: Set<Listener>; delivered: number; reading: boolean; again: boolean }
+
+export class Changes {
+  readonly #watches = new Map<string, Watch>()
+  readonly #read: (id: string) => Promise<JobView | undefined>
+
+  constructor(read: (id: string) => Promise<JobView | undefined>) {
+    this.#read = read
+  }
+
+  subscribe(id: string, listener: Listener): () => void {
+    let watch = this.#watches.get(id)
+    if (watch === undefined) {
+      watch = { listeners: new Set(), delivered: -1, reading: false, again: false }
+      this.#watches.set(id, watch)
+    }
+    const own = watch
+    own.listeners.add(listener)
+    return () => {
+      own.listeners.delete(listener)
+      if (own.listeners.size === 0 && this.#watches.get(id) === own) this.#watches.delete(id)
+    }
+  }
+
+  /** A message from the channel. */
+  heard(message: string): void {
+    const [id, version] = message.split(' ')
+    if (id !== undefined) this.#changed(id, Number(version))
+  }
+
+  /** After a reconnection: messages may have been missed, so every watched job is read again. */
+  missed(): void {
+    for (const id of this.#watches.keys()) this.#changed(id, Number.POSITIVE_INFINITY)
+  }
+
+  clear(): void {
+    this.#watches.clear()
+  }
+
+  #changed(id: string, version: number): void {
+    const watch = this.#watches.get(id)
+    if (watch === undefined || !(version > watch.delivered)) return
+    if (watch.reading) watch.again = true
+    else void this.#deliver(id, watch)
+  }
+
+  async #deliver(id: string, watch: Watch): Promise<void> {
+    watch.reading = true
+    try {
+      do {
+        watch.again = false
+        // Unreadable (Redis down): the next message or the reconnection reads it again.
+        const job = await this.#read(id).catch(() => undefined)
+        if (job === undefined || job.version <= watch.delivered) continue
+        watch.delivered = job.version
+        for (const listener of [...watch.listeners]) if (watch.listeners.has(listener)) listener(job)
+      } while (watch.again && this.#watches.get(id) === watch)
+    } finally {
+      watch.reading = false
+    }
+  }
+}
