@@ -6,7 +6,7 @@ import { isServiceError } from '../../src/errors.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
 import type { JobStore, JobView } from '../../src/jobs/contract.ts'
-import { createJob } from '../../src/jobs/model.ts'
+import { completeItem, createJob, startItem } from '../../src/jobs/model.ts'
 import { storeContract } from '../contract/store.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
 
@@ -96,6 +96,30 @@ test('two replicas on one prefix see each other’s jobs, links, changes and epo
   assert.deepEqual(await a.links('alice'), [link(1)])
   assert.deepEqual(await a.stats(), await b.stats())
   assert.equal(a.epoch, b.epoch)
+})
+
+test('items survive the scripts’ JSON whatever their characters', async (t) => {
+  const { a } = await fleet(t)
+  const urls = [
+    'https://a.example/p\\/q\\\\/r//s?x="1"',
+    'https://ü.example/日本/😀.png',
+    'https://a.example/\u2028',
+  ]
+  const added = createJob(
+    urls,
+    urls.map((url) => `${url}#t`),
+  )
+  const expected = structuredClone(added)
+  await a.add(added)
+  const done = { link: 'https://i.imgur.com/a\\/b.png', reused: false, deletehash: '/\\"' }
+  for (const [index, item] of expected.items.entries()) {
+    await a.start(added.id, index)
+    await a.complete(added.id, index, done)
+    startItem(expected, item)
+    completeItem(expected, item, done)
+  }
+  const view = await a.get(added.id)
+  assert.deepEqual(view?.items, expected.items)
 })
 
 test('each event is emitted once across the fleet', async (t) => {
