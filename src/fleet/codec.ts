@@ -43,15 +43,17 @@ export function encodeItem(item: Item): string {
   return JSON.stringify({ ...stored, ...outcomeFields(item), r: item.reason && reasonFields(item.reason) })
 }
 
-export function decodeItem(raw: string): Item {
+/** `cancelled`: the job's cancel reason, which an item still stored as pending failed with. */
+export function decodeItem(raw: string, cancelled?: Reason): Item {
   const stored = JSON.parse(raw) as StoredItem
+  const state = stored.s === 'c' ? 'complete' : stored.s === 'f' || cancelled ? 'failed' : 'pending'
   return {
     url: stored.u,
     target: stored.t ?? stored.u,
-    state: stored.s === 'c' ? 'complete' : stored.s === 'f' ? 'failed' : 'pending',
+    state,
     attempts: stored.a ?? 0,
     link: stored.l,
-    reason: stored.r,
+    reason: stored.r ?? (stored.s === undefined && cancelled ? { ...cancelled } : undefined),
     reused: stored.ru === true,
     imageId: stored.i,
     deletehash: stored.d,
@@ -111,14 +113,20 @@ export function encodeMeta(job: Job): string[] {
   return fields.flatMap(([field, value]) => (value === undefined ? [] : [field, value]))
 }
 
+/** Positions of the items stored as pending: after a cancel, the ones it failed. */
+export function storedPending(items: readonly string[]): number[] {
+  return items.flatMap((raw, index) => ((JSON.parse(raw) as StoredItem).s === undefined ? [index] : []))
+}
+
 export function decodeJob(id: string, meta: Record<string, string>, items: readonly string[]): Job {
+  const cancelled = meta.cancelled === undefined ? undefined : (JSON.parse(meta.cancelled) as Reason)
   return {
     id,
     created: Number(meta.created),
     finished: meta.finished === undefined ? undefined : Number(meta.finished),
     clientId: meta.clientId,
     owner: meta.owner,
-    items: items.map(decodeItem),
+    items: items.map((raw) => decodeItem(raw, cancelled)),
     started: meta.started === '1',
     pending: Number(meta.pending),
     album: meta.album === undefined ? undefined : withoutNull<Album>(meta.album),

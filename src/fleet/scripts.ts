@@ -93,7 +93,8 @@ local function encode(item)
 end
 
 local function pendingItem(index)
-  if index < 0 then return nil end
+  -- Nothing pending: an item stored as pending was cancelled (see cancel).
+  if index < 0 or redis.call('HGET', jobKey, 'pending') == '0' then return nil end
   local raw = redis.call('LINDEX', itemsKey, index)
   if not raw then return nil end
   local item = cjson.decode(raw)
@@ -101,11 +102,6 @@ local function pendingItem(index)
   return item
 end
 
-local function push(values, first)
-  for from = first, #values, 1000 do
-    redis.call('RPUSH', itemsKey, unpack(values, from, math.min(from + 999, #values)))
-  end
-end
 `
 
 const SCRIPTS = {
@@ -113,8 +109,10 @@ const SCRIPTS = {
   add: `
 if redis.call('EXISTS', jobKey) == 1 then return redis.error_reply('ERR job ' .. id .. ' is already held') end
 local fields = tonumber(ARGV[7])
-redis.call('HSET', jobKey, unpack(ARGV, 8, 7 + fields))
-push(ARGV, 8 + fields)
+redis.call('HSET', jobKey, 'pendingBytes', ARGV[6], unpack(ARGV, 8, 7 + fields))
+for first = 8 + fields, #ARGV, 1000 do
+  redis.call('RPUSH', itemsKey, unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
 local pending = tonumber(redis.call('HGET', jobKey, 'pending'))
 redis.call('HINCRBY', counters, 'pendingItems', pending)
 redis.call('HINCRBY', counters, 'pendingBytes', ARGV[6])
@@ -152,6 +150,7 @@ for key, value in pairs(cjson.decode(ARGV[8])) do item[key] = value end
 item.s = ARGV[7]
 redis.call('HINCRBY', counters, 'pendingItems', -1)
 redis.call('HINCRBY', counters, 'pendingBytes', -(item.b or 0))
+redis.call('HINCRBY', jobKey, 'pendingBytes', -(item.b or 0))
 item.b = nil
 redis.call('LSET', itemsKey, index, encode(item))
 if item.l then link(item.l) end
@@ -160,35 +159,21 @@ local pending = redis.call('HINCRBY', jobKey, 'pending', -1)
 bump(1)
 return settled(pending, moved(before))`,
 
-  /** ARGV 6: the reason (JSON). { code, positions failed, job }. */
+  /** ARGV 6: the reason (JSON). As settle, for every item still pending. */
   cancel: `
-if redis.call('EXISTS', jobKey) == 0 then return { 0, {} } end
-local reason = cjson.decode(ARGV[6])
-local raws = redis.call('LRANGE', itemsKey, 0, -1)
-local positions, bytes = {}, 0
-for i, raw in ipairs(raws) do
-  local item = cjson.decode(raw)
-  if not item.s then
-    item.s, item.r = 'f', reason
-    bytes = bytes + (item.b or 0)
-    item.b = nil
-    raws[i] = encode(item)
-    positions[#positions + 1] = i - 1
-  end
-end
-local count = #positions
-if count == 0 then return { 0, positions } end
+if redis.call('EXISTS', jobKey) == 0 then return { 0 } end
+local count = tonumber(redis.call('HGET', jobKey, 'pending'))
+if count == 0 then return { 0 } end
 local before = status()
--- Rewritten whole: one pass, where an LSET per item would walk the list each time.
-redis.call('DEL', itemsKey)
-push(raws, 1)
+-- The items still pending fail without being rewritten (a pass over every item would stall
+-- Redis on a large job): in a job with nothing pending, an item stored as pending is one the
+-- cancel failed, with its reason (codec.ts).
+local bytes = tonumber(redis.call('HGET', jobKey, 'pendingBytes'))
+redis.call('HSET', jobKey, 'cancelled', ARGV[6], 'started', '1', 'pending', '0', 'pendingBytes', '0')
 redis.call('HINCRBY', counters, 'pendingItems', -count)
 redis.call('HINCRBY', counters, 'pendingBytes', -bytes)
-redis.call('HSET', jobKey, 'started', '1')
-local pending = redis.call('HINCRBY', jobKey, 'pending', -count)
 bump(count)
-local result = settled(pending, moved(before))
-return { result[1], positions, result[2] }`,
+return settled(0, moved(before))`,
 
   /** ARGV 6: the album fields to set (JSON). { -1 } no album pending, { -2 } items pending. */
   settleAlbum: `

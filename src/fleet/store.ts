@@ -28,6 +28,7 @@ import {
   outcomeFields,
   pairs,
   reasonFields,
+  storedPending,
   withUndefined,
 } from './codec.ts'
 import { keys } from './keys.ts'
@@ -161,11 +162,9 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
   }
 
   async cancel(jobId: string, reason: Reason): Promise<number[]> {
-    const [code, positions, snapshot] = (await this.#script('cancel', jobId, [
-      JSON.stringify(reasonFields(reason)),
-    ])) as [number, number[], Snapshot?]
-    this.#announce(jobId, [code, snapshot])
-    return positions
+    const settled = (await this.#script('cancel', jobId, [JSON.stringify(reasonFields(reason))])) as Settled
+    this.#announce(jobId, settled)
+    return settled[1] === undefined ? [] : storedPending(settled[1][1])
   }
 
   async settleAlbum(jobId: string, result: AlbumResult): Promise<void> {

@@ -186,7 +186,9 @@ export function storeContract(name: string, make: MakeStore): void {
       for (const index of [1, 2, 3]) failItem(expected, at(expected, index), CANCELLED, clock.now)
       assert.deepEqual(await store.get(id), expected)
       assert.deepEqual(await store.cancel(id, CANCELLED), [])
-      assert.deepEqual(await store.get(id), expected, 'a second cancel changes nothing')
+      assert.equal(await store.complete(id, 2, outcome('https://i.imgur.com/eeeeee2.png')), false)
+      assert.equal(await store.start(id, 3), undefined)
+      assert.deepEqual(await store.get(id), expected, 'nothing changes a cancelled item')
       assert.deepEqual(await store.stats(), { pendingItems: 0, pendingBytes: 0, jobs: 1 })
     })
 
