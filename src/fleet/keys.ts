@@ -2,7 +2,7 @@
  * The store's Redis layout, every key under `${prefix}:` (the scripts in scripts.ts build the
  * same names in Lua):
  *   job:<id>          hash: created, finished, clientId, owner, started, pending, version,
- *                     album and webhook (JSON)
+ *                     album and webhook (JSON), pendingBytes (its items'), cancelled (a reason)
  *   job:<id>:items    list: one compact JSON per item, by position (codec.ts)
  *   counters          hash: pending, in-progress (jobs held by status), pendingItems, pendingBytes
  *   finished          sorted set: complete jobs by finish time (retention, and their count)
