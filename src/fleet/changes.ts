@@ -46,6 +46,8 @@ export class Changes {
   }
 
   clear(): void {
+    // Reads in flight find no listener left to call.
+    for (const watch of this.#watches.values()) watch.listeners.clear()
     this.#watches.clear()
   }
 

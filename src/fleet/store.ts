@@ -84,7 +84,10 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
     }
     await whenReady(redis)
     const subscriber = redis.duplicate({ lazyConnect: true })
-    subscriber.on('error', (error: Error) => redis.emit('error', error))
+    // Its connection errors go where the caller's go (emitting 'error' to no listener would throw).
+    subscriber.on('error', (error: Error) => {
+      if (redis.listenerCount('error') > 0) redis.emit('error', error)
+    })
     const store = new RedisJobStore(redis, subscriber, options)
     try {
       await subscriber.connect()
