@@ -5,7 +5,9 @@ import { Redis } from 'ioredis'
 import pino from 'pino'
 import type { Budget, Reservation } from '../../src/budgets.ts'
 import { RedisBudgets, type RedisBudgetsOptions } from '../../src/fleet/budgets.ts'
+import { createImgurClient } from '../../src/imgur/client.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
+import { classic, startFakeImgur } from '../imgur/fake-imgur.ts'
 
 const NOW = 1_700_000_000_000
 const HOUR = 3_600_000
@@ -158,6 +160,30 @@ test('a 429 recorded by one replica refuses reservations on the other until it p
   await reserveOk(b, 'client:a', NOW + 120_000)
   await reserveOk(b, 'client:b', NOW + 30_000)
   assert.equal(b.snapshot().find((entry) => entry.key === 'client:a')?.blockedUntil, NOW + 120_000)
+})
+
+test("a 429 answered to one replica's client holds back the other replica", async (t) => {
+  const { members } = fleet(2)
+  const [a, b] = [member(members, 0), member(members, 1)]
+  const imgur = await startFakeImgur(() =>
+    classic(429, 'Too Many Requests', { 'retry-after': '120', 'x-ratelimit-clientremaining': '500' }),
+  )
+  const client = createImgurClient({
+    apiUrl: imgur.url,
+    clientId: 'fleet0client0id',
+    timeoutMs: 2000,
+    userAgent: 't',
+    budgets: a,
+    now: () => NOW,
+  })
+  t.after(() => Promise.all([imgur.close(), client.close()]))
+  const image = { bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47]), mime: 'image/png', filename: 'a.png' }
+  await assert.rejects(client.upload(image), { code: 'imgur_rate_limited' })
+  assert.equal(client.budgets, a, 'the client keeps the injected ledger, with its own type')
+  await a.written()
+  const key = client.credentialKey()
+  assert.deepEqual(await b.reserve(key, NOW), { ok: false, waitMs: 120_000, resetAt: NOW + 120_000 })
+  assert.equal(b.snapshot().find((entry) => entry.key === key)?.client?.remaining, 500)
 })
 
 test('concurrent reservations across two replicas never exceed the budget', async () => {
