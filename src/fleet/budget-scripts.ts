@@ -31,7 +31,7 @@ local function keep(hash, held, now, keepMs)
   end
   local last = redis.call('ZRANGE', held, -1, -1, 'WITHSCORES')
   if last[2] then latest = math.max(latest, tonumber(last[2])) end
-  local ttl = latest - now + keepMs
+  local ttl = math.ceil(latest - now + keepMs) -- resets from headers may have fractions
   if #fields > 0 then redis.call('PEXPIRE', hash, ttl) end
   if last[2] then redis.call('PEXPIRE', held, ttl) end
 end

@@ -276,8 +276,12 @@ test('entries live under the prefix and expire some time after their reset or le
   near(await ttl('ip'), HOUR + keep)
   near(await ttl('key:client:c:reservations'), 5000 + keep)
   release()
+  // A reset header with a fraction of a second gives a fractional reset; the expiry is rounded up.
+  limits.update('client:f', { client: budget(100, NOW + 1500.5) })
   await limits.written()
   assert.equal(await limits.redis.zcard(`${prefix}:budget:key:client:c:reservations`), 0)
+  near(await ttl('key:client:f'), 1501 + keep)
+  assert.equal(limits.snapshot().find((entry) => entry.key === 'client:f')?.client?.resetAt, NOW + 1500.5)
 })
 
 test('scripts are sent again when Redis has forgotten them (a restarted server)', async () => {
