@@ -17,6 +17,8 @@ export type Budget = {
 }
 export type ParsedLimits = { post?: Budget; client?: Budget; user?: Budget }
 export type Reservation = { ok: true; release(): void } | { ok: false; waitMs: number; resetAt: number }
+/** What the client records answers in: the memory Budgets or the fleet's (src/fleet/budgets.ts). */
+export type BudgetLedger = Pick<Budgets, 'update' | 'on429'>
 export type LimitsEntry = {
   key: string
   post?: Budget
@@ -29,18 +31,25 @@ export type LimitsEntry = {
 /** An upload costs one POST (per IP) and 10 credits (client credits for Client-ID, user credits for Bearer). */
 export const UPLOAD_COST = { post: 1, credits: 10 } as const
 /** Two readings whose resets differ by less than this describe the same window. */
-const SAME_WINDOW_MS = 60_000
+export const SAME_WINDOW_MS = 60_000
 /** Refused only because of in-flight uploads: their responses will tell, so look again soon. */
-const IN_FLIGHT_RECHECK_MS = 1_000
+export const IN_FLIGHT_RECHECK_MS = 1_000
+/** How long a 429 that names no reset blocks its key, unless the ledger is told otherwise. */
+export const UNKNOWN_429_BACKOFF_MS = 60_000
+/** How many credential keys a ledger remembers, unless told otherwise. */
+export const DEFAULT_MAX_ENTRIES = 10_000
 
 // Concurrent responses arrive in any order: within one window keep the lowest reading, so a
 // late, stale response cannot raise the budget back up. A guessed reset slides with every
 // reading, so there the latest reading wins (it may be a real refill).
-function merge(old: Budget | undefined, next: Budget): Budget {
+export function merge(old: Budget | undefined, next: Budget): Budget {
   if (!old || old.resetAssumed || next.resetAssumed) return next
   if (Math.abs(old.resetAt - next.resetAt) >= SAME_WINDOW_MS) return next
   return { ...next, remaining: Math.min(old.remaining, next.remaining) }
 }
+
+/** Bearer keys spend user credits, Client-ID keys client credits. */
+export const creditsOf = (key: string): 'client' | 'user' => (key.startsWith('account:') ? 'user' : 'client')
 
 type KeyState = { client?: Budget; user?: Budget; blockedUntil?: number; inFlight: number }
 
@@ -66,7 +75,7 @@ export class Budgets {
    * `maxEntries`: how many credential keys are remembered (default 10,000).
    */
   constructor(options: { unknown429BackoffMs?: number; maxEntries?: number } = {}) {
-    const { maxEntries = 10_000 } = options
+    const { maxEntries = DEFAULT_MAX_ENTRIES } = options
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
       throw new ServiceError(
         'imgur_invalid_options',
@@ -74,7 +83,7 @@ export class Budgets {
       )
     }
     this.#keys = new LruMap(maxEntries, (state) => state.inFlight > 0)
-    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? 60_000
+    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? UNKNOWN_429_BACKOFF_MS
   }
 
   /** The key's entry, made the most recently used; the table is trimmed to its bound. */
@@ -97,7 +106,7 @@ export class Budgets {
 
   reserve(key: string, now: number): Reservation {
     const state = this.#touch(key)
-    const credits = key.startsWith('account:') ? state.user : state.client
+    const credits = state[creditsOf(key)]
     const waits: number[] = []
     if (state.blockedUntil !== undefined && state.blockedUntil > now) waits.push(state.blockedUntil)
     const check = (budget: Budget | undefined, inFlight: number, cost: number) => {

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto'
 import { Agent } from 'undici'
-import { Budgets } from '../budgets.ts'
+import { type BudgetLedger, Budgets } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
 import { raceSignal } from '../signals.ts'
 import { parseImgurError, redactText } from './errors.ts'
@@ -28,7 +28,8 @@ import {
 import { parseRateLimitHeaders } from './rate-limits.ts'
 import { createTokenManager, type TokenManager } from './token.ts'
 
-export type ImgurClientOptions = {
+/** `L`: the ledger's own type, so its holder keeps its whole API (the memory Budgets by default). */
+export type ImgurClientOptions<L extends BudgetLedger = Budgets> = {
   apiUrl: string
   clientId?: string
   clientSecret?: string
@@ -43,15 +44,15 @@ export type ImgurClientOptions = {
    * https://imgur.com for https://api.imgur.com, else the API's own origin (the sandbox's pages).
    */
   siteUrl?: string | undefined
-  /** The ledger every answer's rate-limit headers are recorded in (shared with the queue). */
-  budgets?: Budgets
+  /** The ledger every answer's rate-limit headers are recorded in (shared with the queue); a new Budgets by default. */
+  budgets?: L
   now?: () => number
 }
 export type { AlbumInput, UploadInput, VideoInput } from './payload.ts'
 export type Uploaded = { id: string; link: string; deletehash: string; type: string; size: number }
 /** `deletehash` only for an anonymous album: an account's albums are changed with its token. */
 export type CreatedAlbum = { id: string; deletehash?: string; link: string }
-export type ImgurClient = {
+export type ImgurClient<L extends BudgetLedger = Budgets> = {
   upload(input: UploadInput): Promise<Uploaded>
   uploadVideo(input: VideoInput): Promise<Uploaded>
   /** Makes an album of uploaded images: `deletehashes` when anonymous, `ids` in account mode. */
@@ -59,7 +60,7 @@ export type ImgurClient = {
   /** Whether calls with this client id go into the configured account (Bearer), not anonymously. */
   usesAccount(clientId?: string): boolean
   credentialKey(clientId?: string): string
-  readonly budgets: Budgets
+  readonly budgets: L
   close(): Promise<void>
 }
 
@@ -122,7 +123,9 @@ export function defaultSiteUrl(apiUrl: string): string {
   return url.hostname === 'api.imgur.com' ? 'https://imgur.com' : url.origin
 }
 
-export function createImgurClient(options: ImgurClientOptions): ImgurClient {
+export function createImgurClient<L extends BudgetLedger = Budgets>(
+  options: ImgurClientOptions<L>,
+): ImgurClient<L> {
   const apiUrl = URL.canParse(options.apiUrl) ? options.apiUrl.replace(/\/+$/, '') : undefined
   if (!apiUrl || !/^https?:/.test(apiUrl)) {
     throw new ServiceError(
@@ -146,7 +149,8 @@ export function createImgurClient(options: ImgurClientOptions): ImgurClient {
   const albumBase = `${siteUrl.replace(/\/+$/, '')}/a/`
   const now = options.now ?? Date.now
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
-  const budgets = options.budgets ?? new Budgets()
+  // Without a ledger, L is its default, Budgets: the cast only says so.
+  const budgets = options.budgets ?? (new Budgets() as BudgetLedger as L)
   const { clientId, clientSecret, refreshToken, timeoutMs, userAgent } = options
   const videoTimeoutMs = options.videoTimeoutMs ?? timeoutMs
   const tokens =

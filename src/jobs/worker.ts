@@ -3,15 +3,19 @@
  * needed), upload — returning the link, all within one deadline (`itemTimeoutMs`). The same image
  * bytes are uploaded once per credential: a later item whose download hashes to bytes already
  * uploaded (or being prepared and uploaded) with the same credential reuses that link without
- * spending Imgur quota; if that other upload fails, the item makes its own attempt. Videos are
- * streamed from the origin to Imgur as they arrive, so their hash is only known once they are
- * sent: they are not de-duplicated, and their own deadline (VIDEO_TIMEOUT_MS) replaces the item's.
+ * spending Imgur quota; if that other upload fails, the item makes its own attempt. In a fleet,
+ * bytes this process has not seen are looked up in the fleet's table (`shared`) before uploading,
+ * and every upload is told to it. Videos are streamed from the origin to Imgur as they arrive, so
+ * their hash is only known once they are sent: they are not de-duplicated, and their own deadline
+ * (VIDEO_TIMEOUT_MS) replaces the item's.
  */
 import { createHash } from 'node:crypto'
-import type { Preparer } from '../convert/prepare.ts'
+import type { Prepared, Preparer } from '../convert/prepare.ts'
 import type { Downloader, Opened } from '../download/download.ts'
 import { ServiceError } from '../errors.ts'
+import type { SharedUploads } from '../fleet/uploads.ts'
 import type { ImgurClient, Uploaded } from '../imgur/client.ts'
+import type { Sniffed } from '../media.ts'
 import { raceSignal } from '../signals.ts'
 import { formatDuration } from '../units.ts'
 import type { Item, Job, Outcome } from './model.ts'
@@ -19,10 +23,12 @@ import type { Known, Uploads } from './uploads.ts'
 
 export type WorkerDeps = {
   downloader: Downloader
-  imgur: ImgurClient
+  imgur: Pick<ImgurClient, 'upload' | 'uploadVideo' | 'credentialKey'>
   preparer: Preparer
   /** Links of image bytes already uploaded (or being uploaded), per credential and content hash. */
   uploads: Uploads
+  /** The fleet's table of the same (absent in memory mode): asked when `uploads` has nothing. */
+  shared?: Pick<SharedUploads, 'get' | 'set'>
   /** Total deadline of one attempt at an image: download, conversion and upload together. */
   itemTimeoutMs: number
   /** Told of every finished download and upload (metrics). */
@@ -97,7 +103,7 @@ async function attempt(
   }
   // The host's download slot is freed as soon as the bytes are in, before converting and uploading.
   downloaded()
-  const { bytes, type } = opened
+  const { bytes } = opened
   const hash = `${deps.imgur.credentialKey(job.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
   for (let known = deps.uploads.get(hash); known !== undefined; known = deps.uploads.get(hash)) {
     if (!(known instanceof Promise)) return { ...known, reused: true }
@@ -110,30 +116,45 @@ async function attempt(
     }
   }
 
-  const work = (async () => {
-    const prepared = await deps.preparer.prepare(bytes, type, signal)
-    const upload = { bytes: prepared.bytes, mime: prepared.mime, filename: `image.${prepared.ext}` }
-    const uploaded = await timed(
-      deps,
-      'upload',
-      () => deps.imgur.upload({ ...upload, clientId: job.clientId, signal }),
-      () => prepared.bytes.length,
-    )
-    return { prepared, uploaded }
-  })()
-  const shared = work.then(({ uploaded }) => known(uploaded))
+  const work = uploadOnce(deps, job, hash, opened, signal)
+  const shared = work.then((done) => done.known)
   // Items waiting on the same bytes see the failure; with none waiting it must not go unhandled.
   shared.catch(() => {})
   deps.uploads.set(hash, shared)
   try {
-    const { prepared, uploaded } = await work
-    deps.uploads.set(hash, known(uploaded))
+    const { known, prepared } = await work
+    deps.uploads.set(hash, known)
+    if (!prepared) return { ...known, reused: true }
     const { converted, reencoded } = prepared
-    return { ...known(uploaded), reused: false, converted, reencoded }
+    return { ...known, reused: false, converted, reencoded }
   } catch (error) {
     deps.uploads.forget(hash, shared)
     throw error
   }
+}
+
+/** The link of these bytes: the fleet's when another replica uploaded them (no `prepared`), else a new upload's. */
+async function uploadOnce(
+  deps: WorkerDeps,
+  job: Job,
+  hash: string,
+  { bytes, type }: { bytes: Buffer; type: Sniffed },
+  signal: AbortSignal,
+): Promise<{ known: Known; prepared?: Prepared }> {
+  const earlier = deps.shared && (await raceSignal(deps.shared.get(hash), signal))
+  if (earlier) return { known: earlier }
+  const prepared = await deps.preparer.prepare(bytes, type, signal)
+  const upload = { bytes: prepared.bytes, mime: prepared.mime, filename: `image.${prepared.ext}` }
+  const uploaded = await timed(
+    deps,
+    'upload',
+    () => deps.imgur.upload({ ...upload, clientId: job.clientId, signal }),
+    () => prepared.bytes.length,
+  )
+  const done = { known: known(uploaded), prepared }
+  // Sharing is an optimisation: the item has its link whether or not the fleet hears of it.
+  deps.shared?.set(hash, done.known).catch(() => {})
+  return done
 }
 
 /** What de-duplication keeps of an upload: enough for a later item, and for an album, to use it. */

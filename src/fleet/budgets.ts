@@ -1,0 +1,230 @@
+/**
+ * Imgur's budgets for a fleet: the ledger of src/budgets.ts kept in Redis, so every replica spends
+ * from one budget per credential key and one per-IP POST budget, and a 429 seen by one replica
+ * holds back all of them. The rules (merge, costs, in-flight accounting) are those of
+ * src/budgets.ts, applied atomically by the scripts of ./budget-scripts.ts.
+ *
+ * - update() and on429() keep their synchronous signatures (the client calls them from response
+ *   handlers): they change the local mirror at once and write to Redis in the background; a Redis
+ *   error is logged at warn, never thrown.
+ * - reserve() asks Redis. Each reservation is held under a lease (`leaseMs`): one never released
+ *   (its replica died mid-upload) stops counting when the lease ends. With Redis unreachable it
+ *   rejects with a retryable `store_unavailable`: no replica can know what the others spent, so
+ *   nothing is sent to Imgur until Redis answers again.
+ * - snapshot() reads the local mirror, not Redis (/health must answer at once, Redis or not): the
+ *   budgets and blocks as Redis last answered this replica (every write and reservation answers
+ *   them), plus readings not yet answered; `inFlight` counts this replica's own reservations.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import {
+  type Budget,
+  creditsOf,
+  DEFAULT_MAX_ENTRIES,
+  IN_FLIGHT_RECHECK_MS,
+  type LimitsEntry,
+  merge,
+  type ParsedLimits,
+  type Reservation,
+  SAME_WINDOW_MS,
+  UNKNOWN_429_BACKOFF_MS,
+  UPLOAD_COST,
+} from '../budgets.ts'
+import { ServiceError } from '../errors.ts'
+import { LruMap } from '../lru.ts'
+import { raceSignal } from '../signals.ts'
+import { on429Script, readHash, readingArgs, reserveScript, updateScript } from './budget-scripts.ts'
+
+/** How long Redis keeps an entry past the latest reset, block or lease it holds. */
+const KEEP_MS = 3_600_000
+
+export type RedisBudgetsOptions = {
+  redis: Redis
+  /** Every key is `<prefix>:budget:…`. */
+  prefix: string
+  log: Logger
+  /** How long a reservation counts unless released: the longest an upload may take (its deadline). */
+  leaseMs: number
+  /** How long reserve() waits for Redis before rejecting with `store_unavailable` (default 2 s). */
+  timeoutMs?: number
+  /** How long a 429 that names no reset blocks its key (default 60 s). */
+  unknown429BackoffMs?: number
+  /** Credential keys the local mirror remembers (default 10,000); Redis forgets by expiry. */
+  maxEntries?: number
+  /** The clock of update(), whose signature has none: it only dates the entry's expiry. */
+  now?: () => number
+}
+
+type Mirrored = { client?: Budget; user?: Budget; blockedUntil?: number; inFlight: number }
+
+function checkInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new ServiceError(
+      'imgur_invalid_options',
+      `Expected \`${name}\` to be an integer >= 1, got \`${value}\``,
+    )
+  }
+}
+
+export class RedisBudgets {
+  readonly #redis: Redis
+  readonly #base: string
+  readonly #log: Logger
+  readonly #leaseMs: number
+  readonly #timeoutMs: number
+  readonly #unknown429BackoffMs: number
+  readonly #now: () => number
+  #post: Budget | undefined
+  #postInFlight = 0
+  readonly #keys: LruMap<string, Mirrored>
+
+  constructor(options: RedisBudgetsOptions) {
+    const { leaseMs, timeoutMs = 2000, maxEntries = DEFAULT_MAX_ENTRIES } = options
+    checkInteger('leaseMs', leaseMs)
+    checkInteger('timeoutMs', timeoutMs)
+    checkInteger('maxEntries', maxEntries)
+    this.#redis = options.redis
+    this.#base = `${options.prefix}:budget:`
+    this.#log = options.log
+    this.#leaseMs = leaseMs
+    this.#timeoutMs = timeoutMs
+    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? UNKNOWN_429_BACKOFF_MS
+    this.#now = options.now ?? Date.now
+    this.#keys = new LruMap(maxEntries, (state) => state.inFlight > 0)
+  }
+
+  /** The scripts' KEYS: ip hash, ip reservations, key hash, key reservations. */
+  #redisKeys(key: string): [string, string, string, string] {
+    const ip = `${this.#base}ip`
+    const own = `${this.#base}key:${key}`
+    return [ip, `${ip}:reservations`, own, `${own}:reservations`]
+  }
+
+  #touch(key: string): Mirrored {
+    let state = this.#keys.get(key)
+    if (state === undefined) {
+      state = { inFlight: 0 }
+      this.#keys.set(key, state)
+    }
+    return state
+  }
+
+  /** Takes what Redis answered (ip hash, key hash): it holds every replica's readings and blocks. */
+  #adopt(key: string | undefined, ipHash: unknown, keyHash: unknown): void {
+    this.#post = readHash(ipHash).post
+    if (key === undefined) return
+    const { client, user, blockedUntil } = readHash(keyHash)
+    Object.assign(this.#touch(key), { client, user, blockedUntil })
+  }
+
+  /** Runs a write in the background: the mirror adopts its answer; a failure is only logged. */
+  #write(key: string, what: string, run: Promise<unknown>, adoptKey: boolean): void {
+    run.then(
+      (reply) => {
+        const [ipHash, keyHash] = Array.isArray(reply) ? reply : []
+        this.#adopt(adoptKey ? key : undefined, ipHash, keyHash)
+      },
+      (error: unknown) => this.#log.warn({ err: error, key }, `budget ${what} not written to Redis`),
+    )
+  }
+
+  update(key: string, parsed: ParsedLimits): void {
+    if (parsed.post) this.#post = merge(this.#post, parsed.post)
+    const credits = parsed.client !== undefined || parsed.user !== undefined
+    if (credits) {
+      const state = this.#touch(key)
+      if (parsed.client) state.client = merge(state.client, parsed.client)
+      if (parsed.user) state.user = merge(state.user, parsed.user)
+    }
+    const readings = (['post', 'client', 'user'] as const).flatMap((kind) => {
+      const budget = parsed[kind]
+      return budget ? readingArgs(kind, budget) : []
+    })
+    if (readings.length === 0) return
+    const args = [this.#now(), KEEP_MS, SAME_WINDOW_MS, ...readings]
+    this.#write(key, 'reading', updateScript(this.#redis, this.#redisKeys(key), args), credits)
+  }
+
+  on429(key: string, retryAfterMs: number | undefined, now: number): void {
+    const state = this.#touch(key)
+    const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
+    state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
+    this.#write(key, '429', on429Script(this.#redis, this.#redisKeys(key), [now, until, KEEP_MS]), true)
+  }
+
+  async reserve(key: string, now: number): Promise<Reservation> {
+    const id = randomUUID()
+    const args = [
+      now,
+      now + this.#leaseMs,
+      id,
+      creditsOf(key),
+      UPLOAD_COST.post,
+      UPLOAD_COST.credits,
+      IN_FLIGHT_RECHECK_MS,
+      KEEP_MS,
+    ]
+    let reply: unknown
+    try {
+      reply = await raceSignal(
+        reserveScript(this.#redis, this.#redisKeys(key), args),
+        AbortSignal.timeout(this.#timeoutMs),
+      )
+    } catch (error) {
+      // Unanswered is not undone: the script may still run, so its reservation is withdrawn after it
+      // (if Redis is away, its lease ends it; the error below already tells).
+      this.#withdraw(key, id).catch(() => {})
+      throw new ServiceError('store_unavailable', 'Redis did not answer a budget reservation', {
+        cause: error,
+      })
+    }
+    const [granted, waitUntil, ipHash, keyHash] = Array.isArray(reply) ? reply : []
+    this.#adopt(key, ipHash, keyHash)
+    if (granted !== 1) {
+      const resetAt = Number(waitUntil)
+      return { ok: false, waitMs: resetAt - now, resetAt }
+    }
+    // This reservation's own entry: never evicted while it is in flight.
+    const state = this.#touch(key)
+    state.inFlight++
+    this.#postInFlight++
+    let released = false
+    return {
+      ok: true,
+      release: () => {
+        if (released) return
+        released = true
+        state.inFlight--
+        this.#postInFlight--
+        if (state.inFlight === 0) this.#keys.trim()
+        this.#withdraw(key, id).catch((error: unknown) =>
+          this.#log.warn({ err: error, key }, 'budget reservation not released in Redis'),
+        )
+      },
+    }
+  }
+
+  /** Removes a reservation from Redis; if that fails, its lease ends it. */
+  #withdraw(key: string, id: string): Promise<unknown> {
+    const [, ipHeld, , keyHeld] = this.#redisKeys(key)
+    return this.#redis.multi().zrem(ipHeld, id).zrem(keyHeld, id).exec()
+  }
+
+  /**
+   * For health and metrics, most recently used key first, the shared POST budget first under 'ip':
+   * the local mirror (see the top of this file), the shape of Budgets.snapshot().
+   */
+  snapshot(): LimitsEntry[] {
+    const entries: LimitsEntry[] = []
+    if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
+    for (const [key, state] of [...this.#keys.entries()].reverse()) {
+      const entry: LimitsEntry = { key, inFlight: state.inFlight }
+      if (state.client) entry.client = { ...state.client }
+      if (state.user) entry.user = { ...state.user }
+      if (state.blockedUntil !== undefined) entry.blockedUntil = state.blockedUntil
+      entries.push(entry)
+    }
+    return entries
+  }
+}
