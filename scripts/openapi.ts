@@ -18,7 +18,7 @@ export async function openApiDocument({ apiKeys }: { apiKeys: boolean }): Promis
     ...(apiKeys && { API_KEYS: createApiKey('openapi').entry }),
   })
   const log = createLogger(config.logLevel)
-  const service = createService(config, log)
+  const service = await createService(config, log)
   const app = buildApp({ config, log, ...service })
   try {
     await app.ready()

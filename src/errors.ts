@@ -49,6 +49,7 @@ export const ERRORS = {
   imgur_bad_response: { retryable: true },
   album_empty: {},
   cancelled: {},
+  worker_lost: {},
   internal_error: {},
   // Answers to our own API's requests.
   invalid_urls: { status: 400 },

@@ -37,6 +37,11 @@ if (config.imgurMode === 'sandbox') {
     'SANDBOX MODE: no IMGUR_CLIENT_ID or IMGUR_API_URL is set, so uploads go to the built-in Imgur sandbox, not to Imgur',
   )
 }
+if (config.redisUrl !== undefined && config.imgurMode === 'sandbox') {
+  log.warn(
+    'FLEET IN SANDBOX MODE: each replica uploads to its own built-in sandbox, so an album made by another replica misses its images; give the fleet one shared sandbox (`npm run sandbox`, IMGUR_API_URL) or Imgur credentials',
+  )
+}
 if (config.apiKeys.size === 0) {
   log.warn(
     { submitRateLimit: config.submitRateLimit, dailyUrlQuota: config.dailyUrlQuota },
@@ -47,7 +52,7 @@ if (config.fetchAllowPrivateNetworks) {
   log.warn('FETCH_ALLOW_PRIVATE_NETWORKS is on: downloads may reach loopback and private addresses')
 }
 
-const service = createService(config, log)
+const service = await createService(config, log)
 const app = buildApp({ config, log, ...service })
 await app.listen({ port: config.port, host: config.host })
 

@@ -9,8 +9,9 @@ import { createPreparer } from './convert/prepare.ts'
 import { createDownloader, type Downloader, type DownloadOptions } from './download/download.ts'
 import { createImgurClient } from './imgur/client.ts'
 import { Albums } from './jobs/albums.ts'
+import type { JobQueue, JobStore, Work } from './jobs/contract.ts'
 import { Scheduler } from './jobs/scheduler.ts'
-import { JobStore } from './jobs/store.ts'
+import { MemoryJobStore } from './jobs/store.ts'
 import { Uploads } from './jobs/uploads.ts'
 import { processItem, type WorkerDeps } from './jobs/worker.ts'
 import { Webhooks } from './webhooks/delivery.ts'
@@ -29,7 +30,15 @@ export type ServiceOverrides = {
   webhookNow?: () => number
 }
 
-export function createService(config: Config, log: Logger, overrides: ServiceOverrides = {}) {
+/**
+ * The memory mode by default; with REDIS_URL a replica of a fleet (src/fleet/), whose store,
+ * budgets, de-duplication and queue are shared through Redis. Everything else is the same.
+ */
+export async function createService(config: Config, log: Logger, overrides: ServiceOverrides = {}) {
+  const fleet =
+    config.redisUrl === undefined
+      ? undefined
+      : await (await import('./fleet/fleet.ts')).joinFleet(config, log)
   const downloader =
     overrides.downloader ??
     createDownloader({
@@ -48,7 +57,8 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
       ...(overrides.lookup && { lookup: overrides.lookup }),
     })
   // Imgur's budgets: recorded by the client from every answer, reserved by the queue and the album step.
-  const budgets = new Budgets({ maxEntries: config.budgetMaxEntries })
+  const memoryBudgets = fleet ? undefined : new Budgets({ maxEntries: config.budgetMaxEntries })
+  const budgets = fleet?.budgets ?? (memoryBudgets as Budgets)
   const imgur = createImgurClient({
     apiUrl: config.imgurApiUrl,
     clientId: config.imgurClientId,
@@ -69,16 +79,20 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     concurrency: config.convertConcurrency,
     timeoutMs: config.convertTimeoutMs,
   })
-  const store = new JobStore({
-    retentionCount: config.jobRetentionCount,
-    retentionMs: config.jobRetentionMs,
-    retentionBytes: config.jobRetentionBytes,
-  })
+  const memory = fleet
+    ? undefined
+    : new MemoryJobStore({
+        retentionCount: config.jobRetentionCount,
+        retentionMs: config.jobRetentionMs,
+        retentionBytes: config.jobRetentionBytes,
+      })
+  const store: JobStore = fleet?.store ?? (memory as MemoryJobStore)
   const deps: WorkerDeps = {
     downloader,
     imgur,
     preparer,
     uploads: new Uploads(config.dedupMaxEntries),
+    ...(fleet && { shared: fleet.uploads }),
     itemTimeoutMs: config.itemTimeoutMs,
     observe: (transfer) => queue.emit('transfer', transfer),
   }
@@ -88,23 +102,27 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     maxDelayMs: config.retryMaxDelayMs,
     ...(overrides.random && { random: overrides.random }),
   }
-  const queue = new Scheduler(
-    {
-      concurrency: config.uploadConcurrency,
-      perHostConcurrency: config.perHostConcurrency,
-      maxPendingItems: config.maxPendingItems,
-      maxPendingBytes: config.maxPendingBytes,
-      maxRateLimitWaitMs: config.maxRateLimitWaitMs,
-      retry,
-    },
-    {
-      store,
-      budgets,
-      credentialKey: (clientId) => imgur.credentialKey(clientId),
-      work: (job, item, signal, downloaded) => processItem(deps, job, item, signal, downloaded),
-      log,
-    },
-  )
+  const work: Work = (input, signal, downloaded) => processItem(deps, input, signal, downloaded)
+  const credentialKey = (clientId: string | undefined) => imgur.credentialKey(clientId)
+  const queue: JobQueue = fleet
+    ? fleet.queue(work, credentialKey, retry)
+    : new Scheduler(
+        {
+          concurrency: config.uploadConcurrency,
+          perHostConcurrency: config.perHostConcurrency,
+          maxPendingItems: config.maxPendingItems,
+          maxPendingBytes: config.maxPendingBytes,
+          maxRateLimitWaitMs: config.maxRateLimitWaitMs,
+          retry,
+        },
+        {
+          store: memory as MemoryJobStore,
+          budgets: memoryBudgets as Budgets,
+          credentialKey,
+          work,
+          log,
+        },
+      )
   // Off without a secret: the routes then refuse every webhookUrl.
   const webhooks =
     config.webhookSecret === undefined
@@ -143,7 +161,8 @@ export function createService(config: Config, log: Logger, overrides: ServiceOve
     async close(graceMs: number): Promise<void> {
       await Promise.all([queue.close(graceMs), albums.close(graceMs)])
       await webhooks?.close()
-      store.close()
+      await store.close()
+      await fleet?.close()
       await Promise.allSettled([downloader.close(), imgur.close()])
     },
   }

@@ -54,10 +54,10 @@ test('soak: thousands of items over several jobs keep every URL in exactly one l
   assert.equal(kept.length, 1)
   const index = finals.findIndex((body) => body.status === 'complete')
   assertPartition(kept[0] as (typeof finals)[number], jobs[index] as string[])
-  assert.equal(service.store.links().length, 3000 - 60)
+  assert.equal((await service.store.links()).length, 3000 - 60)
   assert.equal(sandbox.uploads.length, 3000 - 60)
 
-  assert.equal(service.store.size, 1)
+  assert.equal((await service.store.stats()).jobs, 1)
   sandbox.reset()
   const after = heapAfterGc()
   const grown = after - before

@@ -105,7 +105,7 @@ test('bad submissions get a clear JSON error and create no job', async (t) => {
     assert.equal(typeof body.message, 'string', name)
     assert.ok(body.message.length > 0, name)
   }
-  assert.equal(service.store.size, 0)
+  assert.equal((await service.store.stats()).jobs, 0)
 })
 
 test('invalid URL entries are all named by index and reason', async (t) => {
@@ -123,7 +123,7 @@ test('invalid URL entries are all named by index and reason', async (t) => {
     body.details.invalid.map((p: { index: number }) => p.index),
     [1, 2, 3, 4],
   )
-  assert.equal(service.store.size, 0)
+  assert.equal((await service.store.stats()).jobs, 0)
 })
 
 test('unknown and malformed job ids, and unknown routes, answer 404 in JSON', async (t) => {
@@ -159,9 +159,9 @@ test('a full queue answers 503 with Retry-After and loses nothing already queued
   assert.equal(second.statusCode, 503)
   assert.equal(second.json().error, 'queue_full')
   assert.ok(Number(second.headers['retry-after']) > 0)
-  assert.equal(service.store.size, 1)
+  assert.equal((await service.store.stats()).jobs, 1)
   await service.queue.onIdle()
-  assert.equal(service.store.pendingItems, 0)
+  assert.equal((await service.store.stats()).pendingItems, 0)
   const third = await app.inject({
     method: 'POST',
     url: '/v1/images/upload',

@@ -6,8 +6,7 @@ import type { Logger } from 'pino'
 import type { Budgets } from '../budgets.ts'
 import type { Config } from '../config.ts'
 import { isServiceError } from '../errors.ts'
-import type { Scheduler } from '../jobs/scheduler.ts'
-import type { JobStore } from '../jobs/store.ts'
+import type { JobQueue, JobStore } from '../jobs/contract.ts'
 import { clientOf, registerAccess } from './access.ts'
 import { IdempotencyKeys } from './idempotency.ts'
 import { registerOpenApi } from './openapi.ts'
@@ -19,7 +18,7 @@ import { web } from './web.ts'
 export type AppDeps = {
   config: Config
   store: JobStore
-  queue: Scheduler
+  queue: JobQueue
   budgets: Pick<Budgets, 'snapshot'>
   log: Logger
   /** The clock of the submission limits and Idempotency-Keys (tests move it across minutes, days and TTLs). */
@@ -109,6 +108,12 @@ export function buildApp({ config, store, queue, budgets, log, now }: AppDeps) {
       .code(404)
       .send({ error: 'not_found', message: `no route for ${request.method} ${request.url.slice(0, 256)}` })
   })
+
+  // A fleet's worker replica serves only what operators and orchestrators ask (ROLE=worker).
+  if (config.role === 'worker') {
+    app.register(operations, { config, store, queue, budgets })
+    return app
+  }
 
   registerAccess(app, config.apiKeys)
   const quotas = new Quotas({

@@ -16,8 +16,7 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ServiceError } from '../errors.ts'
-import type { Job } from '../jobs/model.ts'
-import type { JobStore } from '../jobs/store.ts'
+import type { JobStore, JobView } from '../jobs/contract.ts'
 import { statusJson } from './status.ts'
 
 const COALESCE_MS = 100
@@ -76,7 +75,9 @@ export function createEventStreams(store: JobStore, options: EventStreamOptions)
     else perClient.delete(client)
   }
 
-  function stream(job: Job, request: FastifyRequest, reply: FastifyReply): void {
+  function stream(initial: JobView, request: FastifyRequest, reply: FastifyReply): void {
+    /** The newest view of the job: the store hands one with each change. */
+    let job = initial
     const client = clientOf(request)
     admit(client)
     reply.hijack()
@@ -132,7 +133,14 @@ export function createEventStreams(store: JobStore, options: EventStreamOptions)
       if (job.pending === 0) send()
       else coalescing ??= setTimeout(send, COALESCE_MS)
     }
-    const unsubscribe = store.subscribe(job.id, changed)
+    const newer = (latest: JobView | undefined): void => {
+      if (latest === undefined || latest.version < job.version) return
+      job = latest
+      changed()
+    }
+    const unsubscribe = store.subscribe(job.id, newer)
+    // A change made elsewhere between the first read and the subscription is not missed.
+    store.get(job.id).then(newer, () => {})
     const ping = setInterval(() => {
       if (!refused) write(': ping\n\n')
     }, PING_MS)

@@ -7,19 +7,19 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { Budgets } from '../budgets.ts'
 import type { Config } from '../config.ts'
-import type { Item } from '../jobs/model.ts'
-import type { Scheduler } from '../jobs/scheduler.ts'
-import type { JobStore } from '../jobs/store.ts'
+import type { JobQueue, JobStore, QueueEvents } from '../jobs/contract.ts'
 import type { Transfer } from '../jobs/worker.ts'
+import { LruMap } from '../lru.ts'
 import { keyLabel } from './access.ts'
 import type { QuotaEvents, Quotas } from './quotas.ts'
 
 export type MetricsDeps = {
   config: Config
   store: JobStore
-  queue: Scheduler
+  queue: JobQueue
   budgets: Pick<Budgets, 'snapshot'>
-  quotas: Pick<Quotas, 'on' | 'off'>
+  /** None on a fleet's worker replica, which takes no submissions. */
+  quotas?: Pick<Quotas, 'on' | 'off'>
 }
 
 /** Budget keys grow with the distinct client ids jobs bring: report at most this many. */
@@ -116,20 +116,28 @@ export function createMetrics({ config, store, queue, budgets, quotas }: Metrics
     help: 'Jobs held by the store, by status (pending, in-progress, complete)',
     labelNames: ['status'],
     registers,
-    collect() {
-      for (const [status, count] of Object.entries(store.counts())) this.set({ status }, count)
+    async collect() {
+      // A store that cannot answer (a fleet's Redis down) leaves the last figures: a scrape still answers.
+      const counts = await store.counts().catch(() => undefined)
+      for (const [status, count] of Object.entries(counts ?? {})) this.set({ status }, count)
     },
   })
-  const gauge = (name: string, help: string, read: () => number) =>
+  const gauge = (name: string, help: string, read: () => number | Promise<number | undefined>) =>
     new Gauge({
       name: `${PREFIX}${name}`,
       help,
       registers,
-      collect() {
-        this.set(read())
+      async collect() {
+        const value = await read()
+        if (value !== undefined) this.set(value)
       },
     })
-  gauge('queue_pending_items', 'Items not yet complete or failed (the queue depth)', () => store.pendingItems)
+  gauge('queue_pending_items', 'Items not yet complete or failed (the queue depth)', async () =>
+    store.stats().then(
+      (stats) => stats.pendingItems,
+      () => undefined,
+    ),
+  )
   gauge('items_in_flight', 'Items being downloaded or uploaded right now', () => queue.active)
   gauge('workers', 'Items worked on at most at once (UPLOAD_CONCURRENCY)', () => config.uploadConcurrency)
   gauge('accepting', '1 while the service accepts jobs, 0 when full or shutting down', () =>
@@ -160,10 +168,13 @@ export function createMetrics({ config, store, queue, budgets, quotas }: Metrics
   budget('limit', 'Last known Imgur budget size', (b) => b.limit)
   budget('reset_timestamp_seconds', 'When the Imgur budget refills (Unix time)', (b) => b.resetAt / 1000)
 
-  const started = new WeakMap<Item, number>()
-  const elapsed = (item: Item) => {
-    const since = started.get(item)
-    started.delete(item)
+  // When each attempt in this process began, by `jobId:index`; bounded, since in a fleet another
+  // replica may settle an item this one started.
+  const started = new LruMap<string, number>(100_000)
+  const elapsed = ({ jobId, index }: { jobId: string; index: number }) => {
+    const key = `${jobId}:${index}`
+    const since = started.get(key)
+    started.delete(key)
     return since === undefined ? undefined : (performance.now() - since) / 1000
   }
   const listeners = {
@@ -171,18 +182,19 @@ export function createMetrics({ config, store, queue, budgets, quotas }: Metrics
       transfers[phase].seconds.observe(seconds)
       transfers[phase].bytes.inc(bytes)
     },
-    attempt: ({ item }: { item: Item }) => {
+    attempt: ({ jobId, index }: QueueEvents['attempt'][0]) => {
       attempts.inc()
-      started.set(item, performance.now())
+      started.set(`${jobId}:${index}`, performance.now())
     },
-    settled: ({ item, outcome, code }: { item: Item; outcome: string; code?: string }) => {
+    settled: (event: QueueEvents['settled'][0]) => {
+      const { outcome, code } = event
       items.inc(outcome === 'complete' ? { outcome } : { outcome, code: codeLabel(code) })
-      const seconds = elapsed(item)
+      const seconds = elapsed(event)
       if (seconds !== undefined) duration.observe({ result: outcome }, seconds)
     },
-    retry: ({ item, code }: { item: Item; code: string }) => {
-      retries.inc({ code: codeLabel(code) })
-      const seconds = elapsed(item)
+    retry: (event: QueueEvents['retry'][0]) => {
+      retries.inc({ code: codeLabel(event.code) })
+      const seconds = elapsed(event)
       if (seconds !== undefined) duration.observe({ result: 'retry' }, seconds)
     },
   }
@@ -197,8 +209,8 @@ export function createMetrics({ config, store, queue, budgets, quotas }: Metrics
     },
     refused: ({ key, limit }: QuotaEvents['refused'][0]) => refusals.inc({ key, limit }),
   }
-  quotas.on('admitted', onQuotas.admitted)
-  quotas.on('refused', onQuotas.refused)
+  quotas?.on('admitted', onQuotas.admitted)
+  quotas?.on('refused', onQuotas.refused)
 
   return {
     registry,
@@ -208,8 +220,8 @@ export function createMetrics({ config, store, queue, budgets, quotas }: Metrics
       queue.off('attempt', listeners.attempt)
       queue.off('settled', listeners.settled)
       queue.off('retry', listeners.retry)
-      quotas.off('admitted', onQuotas.admitted)
-      quotas.off('refused', onQuotas.refused)
+      quotas?.off('admitted', onQuotas.admitted)
+      quotas?.off('refused', onQuotas.refused)
     },
   }
 }

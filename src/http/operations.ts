@@ -21,9 +21,12 @@ const Health = Type.Object(
   {
     status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
     reason: Type.Optional(
-      Type.Union([Type.Literal('shutting_down'), Type.Literal('queue_full')], {
-        description: 'why the service takes no work now (on /ready only)',
-      }),
+      Type.Union(
+        [Type.Literal('shutting_down'), Type.Literal('queue_full'), Type.Literal('store_unavailable')],
+        {
+          description: 'why the service takes no work now (on /ready only)',
+        },
+      ),
     ),
     imgurMode: Type.Union([Type.Literal('live'), Type.Literal('sandbox')]),
     accepting: Type.Boolean({ description: 'whether a job submitted now would be accepted' }),
@@ -31,11 +34,19 @@ const Health = Type.Object(
       active: Type.Integer({ description: 'items being worked on now' }),
       concurrency: Type.Integer({ description: 'items worked on at most at once' }),
     }),
-    queue: Type.Object({
-      pendingItems: Type.Integer({ description: 'items not yet complete or failed, across jobs' }),
-      maxPendingItems: Type.Integer(),
-      jobs: Type.Integer({ description: 'jobs held, finished ones included until retention drops them' }),
-    }),
+    queue: Type.Optional(
+      Type.Object(
+        {
+          pendingItems: Type.Integer({ description: 'items not yet complete or failed, across jobs' }),
+          maxPendingItems: Type.Integer(),
+          jobs: Type.Integer({ description: 'jobs held, finished ones included until retention drops them' }),
+        },
+        {
+          description:
+            "the store's figures (a fleet's: every replica's); absent while its Redis cannot be reached",
+        },
+      ),
+    ),
     budgets: Type.Array(
       Type.Object({
         key: Type.String({
@@ -89,18 +100,23 @@ export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, de
 
   const budget = (b: Budget | undefined) =>
     b && { limit: b.limit, remaining: b.remaining, resetAt: iso(b.resetAt), resetAssumed: b.resetAssumed }
-  const report = (ready: boolean): HealthBody => {
-    const refusing = ready && !queue.accepting
+  const report = async (ready: boolean): Promise<HealthBody> => {
+    const stats = await store.stats().catch(() => undefined)
+    const refusal = queue.refusal
+    const refusing = ready && refusal !== undefined
     return {
       status: refusing ? 'unavailable' : 'ok',
-      // The queue refuses work for one of two reasons; a pending count under the cap means it is closed.
-      ...(refusing && {
-        reason: store.pendingItems < config.maxPendingItems ? 'shutting_down' : 'queue_full',
-      }),
+      ...(refusing && { reason: refusal }),
       imgurMode: config.imgurMode,
       accepting: queue.accepting,
       workers: { active: queue.active, concurrency: config.uploadConcurrency },
-      queue: { pendingItems: store.pendingItems, maxPendingItems: config.maxPendingItems, jobs: store.size },
+      ...(stats && {
+        queue: {
+          pendingItems: stats.pendingItems,
+          maxPendingItems: config.maxPendingItems,
+          jobs: stats.jobs,
+        },
+      }),
       budgets: budgets
         .snapshot()
         .slice(0, MAX_BUDGETS)
@@ -126,7 +142,7 @@ export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, de
         response: { 200: Health },
       },
     },
-    async () => report(false),
+    async () => await report(false),
   )
   app.get(
     '/ready',
@@ -144,7 +160,7 @@ export const operations: FastifyPluginAsyncTypebox<MetricsDeps> = async (app, de
       },
     },
     async (_request, reply) => {
-      const body = report(true)
+      const body = await report(true)
       return reply.code(body.status === 'ok' ? 200 : 503).send(body)
     },
   )

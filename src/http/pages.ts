@@ -1,11 +1,11 @@
 /**
  * Pages of an append-only list (the links): a cursor is the opaque position of a page's first
  * entry. Positions never shift because the list only grows, so paging neither skips nor repeats
- * entries however many are added meanwhile. A cursor also carries the list's epoch, random per
- * pager: after a restart the list starts again empty, and an old cursor is `invalid_cursor` rather
+ * entries however many are added meanwhile. A cursor also carries the list's epoch, the store's
+ * (random per process in memory, shared by a fleet): after a restart the list starts again empty, and an old cursor is `invalid_cursor` rather
  * than a page of something else.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { ServiceError } from '../errors.ts'
 
 export const MAX_PAGE = 1_000
@@ -16,7 +16,12 @@ const CURSOR = /^([0-9a-f]{8})\.(0|[1-9][0-9]{0,14})$/
 export type Page<T> = { entries: T[]; limit: number; next: string | null }
 
 export class Pager {
-  readonly #epoch = randomBytes(4).toString('hex')
+  readonly #epoch: string
+
+  /** `epoch` names the list (the store's; default: this pager's own); cursors carry 8 hex digits of its hash. */
+  constructor(epoch: string = randomBytes(4).toString('hex')) {
+    this.#epoch = createHash('sha256').update(epoch).digest('hex').slice(0, 8)
+  }
 
   /** The page of `list` that `cursor` (default: the start) points at, of at most `limit` (default MAX_PAGE) entries. */
   page<T>(list: readonly T[], limit: string | undefined, cursor: string | undefined): Page<T> {

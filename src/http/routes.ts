@@ -2,8 +2,7 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ServiceError } from '../errors.ts'
-import type { Scheduler } from '../jobs/scheduler.ts'
-import type { JobStore } from '../jobs/store.ts'
+import type { JobQueue, JobStore, JobView } from '../jobs/contract.ts'
 import { parseSubmittedUrls } from '../urls.ts'
 import { checkWebhookUrl } from '../webhooks/submission.ts'
 import { clientOf } from './access.ts'
@@ -26,7 +25,7 @@ import { sendStatus } from './status.ts'
 
 export type RoutesOptions = {
   store: JobStore
-  queue: Scheduler
+  queue: JobQueue
   quotas: Quotas
   idempotency: IdempotencyKeys
   maxUrlsPerJob: number
@@ -93,7 +92,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       const { clientId, album, webhookUrl } = request.body
       checkWebhookUrl(webhookUrl, webhooks)
       const admission = quotas.admit(clientOf(request), request.owner, parsed.urls.length)
-      const job = queue.submit(parsed.urls, parsed.targets, {
+      const job = await queue.submit(parsed.urls, parsed.targets, {
         clientId,
         owner: request.owner,
         album,
@@ -119,7 +118,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       },
     },
     // The cached JSON of the job's current version, shared with its streams (see status.ts).
-    async (request, reply) => sendStatus(reply, findJob(store, request.params.jobId, request.owner)),
+    async (request, reply) => sendStatus(reply, await findJob(store, request.params.jobId, request.owner)),
   )
 
   // The cancel route needs no body; a client that says `Content-Type: application/json` and sends
@@ -151,9 +150,11 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
         },
       },
       async (request, reply) => {
-        const job = findJob(store, request.params.jobId, request.owner)
-        queue.cancel(job)
-        return sendStatus(reply, job)
+        const job = await findJob(store, request.params.jobId, request.owner)
+        if (job.pending === 0) return sendStatus(reply, job)
+        await queue.cancel(job.id)
+        // The document after the cancel (the memory store's view is live; a fleet's is read again).
+        return sendStatus(reply, (await store.get(job.id)) ?? job)
       },
     )
   })
@@ -183,10 +184,11 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      events.stream(findJob(store, request.params.jobId, request.owner), request, reply),
+      events.stream(await findJob(store, request.params.jobId, request.owner), request, reply),
   )
 
-  const pager = new Pager()
+  // The store names its list of links, so a cursor works at every replica of a fleet.
+  const pager = new Pager(store.epoch)
   app.get(
     '/v1/images',
     {
@@ -206,7 +208,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
     },
     async (request, reply) => {
       // The store's lists are only ever appended to; serialising one whole needs no copy.
-      const links = store.links(request.owner) as string[]
+      const links = (await store.links(request.owner)) as string[]
       const { limit, cursor } = request.query
       if (limit === undefined && cursor === undefined) return { uploaded: links }
       const page = pager.page(links, limit, cursor)
@@ -218,8 +220,8 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
 }
 
 /** The job, if `owner` may see it: another key's job answers exactly as an unknown id, so ids cannot be probed. */
-export function findJob(store: JobStore, id: string, owner: string | undefined) {
-  const job = store.get(id)
+export async function findJob(store: JobStore, id: string, owner: string | undefined): Promise<JobView> {
+  const job = await store.get(id)
   if (job === undefined || job.owner !== owner)
     throw new ServiceError('job_not_found', `no job with id ${id.slice(0, 64)}`)
   return job

@@ -6,15 +6,19 @@
  * that cannot send yet would hold ten copies of the document).
  */
 import type { FastifyReply } from 'fastify'
-import { type Album, type Job, jobStatus, type Reason, type Webhook } from '../jobs/model.ts'
+import type { JobView } from '../jobs/contract.ts'
+import { type Album, jobStatus, type Reason, type Webhook } from '../jobs/model.ts'
 import type { StatusDocument } from './schemas.ts'
 
-/** Keyed on the job itself, so an entry goes when the store forgets its job. */
-const cache = new WeakMap<Job, { version: number; json: Buffer }>()
+/**
+ * Keyed on the view itself, so an entry goes when the store forgets its job. The memory store's
+ * views are its live jobs; a fleet's store hands each change's snapshot to all of a job's streams.
+ */
+const cache = new WeakMap<JobView, { version: number; json: Buffer }>()
 let serialised = 0
 
 /** The status document of `job` as UTF-8 JSON: the bytes of JSON.stringify(viewJob(job)). */
-export function statusJson(job: Job): Buffer {
+export function statusJson(job: JobView): Buffer {
   const cached = cache.get(job)
   if (cached?.version === job.version) return cached.json
   const json = Buffer.from(JSON.stringify(viewJob(job)))
@@ -32,12 +36,12 @@ export function statusSerialisations(): number {
  * Sends the cached document. Fastify sends a Buffer as is: its serialiser (built from the
  * route's response schema, which stays for the OpenAPI document) never sees it.
  */
-export function sendStatus(reply: FastifyReply, job: Job): FastifyReply {
+export function sendStatus(reply: FastifyReply, job: JobView): FastifyReply {
   return reply.type('application/json; charset=utf-8').send(statusJson(job))
 }
 
 /** The status document of the API: the three lists, plus `items` with each URL's link or reason. */
-export function viewJob(job: Job): StatusDocument {
+export function viewJob(job: JobView): StatusDocument {
   const pending: string[] = []
   const complete: string[] = []
   const failed: string[] = []

@@ -7,12 +7,12 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import type { Budgets } from '../budgets.ts'
+import type { Reservation } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { CreatedAlbum, ImgurClient } from '../imgur/client.ts'
-import type { Job, Reason } from './model.ts'
+import type { JobStore, JobView } from './contract.ts'
+import type { Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
-import type { JobStore } from './store.ts'
 
 export type AlbumOptions = {
   retry: RetryPolicy
@@ -24,14 +24,15 @@ export type AlbumOptions = {
 export type AlbumDeps = {
   store: JobStore
   imgur: Pick<ImgurClient, 'createAlbum' | 'usesAccount' | 'credentialKey'>
-  budgets: Pick<Budgets, 'reserve'>
+  /** Imgur's budgets (a fleet's reservations are made in Redis, hence maybe a promise). */
+  budgets: { reserve(key: string, now: number): Reservation | Promise<Reservation> }
   log: Logger
 }
 
 export type AlbumEvents = {
-  attempt: [{ job: Job; attempt: number }]
-  retry: [{ job: Job; attempt: number; code: string; delayMs: number }]
-  settled: [{ job: Job; outcome: 'complete' | 'failed'; code?: string }]
+  attempt: [{ job: JobView; attempt: number }]
+  retry: [{ job: JobView; attempt: number; code: string; delayMs: number }]
+  settled: [{ job: JobView; outcome: 'complete' | 'failed'; code?: string }]
   idle: []
 }
 
@@ -93,15 +94,13 @@ export class Albums extends EventEmitter<AlbumEvents> {
     await this.onIdle()
   }
 
-  #start(job: Job): void {
-    if (this.#shutdown.signal.aborted) {
-      this.#settle(job, { reason: CANCELLED })
-      return
-    }
-    const running = this.#make(job)
-      .catch((error: unknown) => {
+  #start(job: JobView): void {
+    const running = (
+      this.#shutdown.signal.aborted ? this.#settle(job, { reason: CANCELLED }) : this.#make(job)
+    )
+      .catch(async (error: unknown) => {
         this.#deps.log.error({ err: error, jobId: job.id }, 'album error')
-        this.#settle(job, { reason: INTERNAL })
+        await this.#settle(job, { reason: INTERNAL })
       })
       .finally(() => {
         this.#running.delete(running)
@@ -110,7 +109,7 @@ export class Albums extends EventEmitter<AlbumEvents> {
     this.#running.add(running)
   }
 
-  async #make(job: Job): Promise<void> {
+  async #make(job: JobView): Promise<void> {
     const { imgur } = this.#deps
     const signal = this.#shutdown.signal
     const account = imgur.usesAccount(job.clientId)
@@ -162,7 +161,7 @@ export class Albums extends EventEmitter<AlbumEvents> {
   /** Takes a place in the credential's budget, waiting for its reset when that is soon enough. */
   async #reserve(key: string, signal: AbortSignal): Promise<() => void> {
     for (;;) {
-      const budget = this.#deps.budgets.reserve(key, this.#now())
+      const budget = await this.#deps.budgets.reserve(key, this.#now())
       if (budget.ok) return budget.release
       if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
         throw new ServiceError(
@@ -174,11 +173,11 @@ export class Albums extends EventEmitter<AlbumEvents> {
     }
   }
 
-  #settle(job: Job, result: Result): void {
+  async #settle(job: JobView, result: Result): Promise<void> {
     if (job.album?.state !== 'pending') return
     const log = this.#deps.log.child({ jobId: job.id })
     try {
-      this.#deps.store.settleAlbum(job, result)
+      await this.#deps.store.settleAlbum(job.id, result)
     } catch (error) {
       log.error({ err: error }, 'album could not be recorded')
     }
@@ -197,7 +196,7 @@ export class Albums extends EventEmitter<AlbumEvents> {
  * else its deletehash. A link reused by several items is one image, listed once where it first
  * appears.
  */
-function membersOf(job: Job, account: boolean): string[] {
+function membersOf(job: JobView, account: boolean): string[] {
   const members = new Set<string>()
   for (const item of job.items) {
     if (item.state !== 'complete') continue

@@ -62,17 +62,28 @@ export interface JobStore extends Pick<EventEmitter<StoreEvents>, 'on' | 'off' |
   close(): Promise<void>
 }
 
+/** What a worker needs of an item, so that no queue reads the whole job to run one URL. */
+export type WorkInput = { jobId: string; index: number; target: string; clientId: string | undefined }
+
+/** One attempt at one item: download, prepare, upload (src/jobs/worker.ts). */
+export type Work = (input: WorkInput, signal: AbortSignal, downloaded: () => void) => Promise<Outcome>
+
+/** Why a queue takes no job now: full, stopping, or (a fleet) its Redis unreachable. */
+export type Refusal = 'queue_full' | 'shutting_down' | 'store_unavailable'
+
+/** What a queue tells of the items this process works on (metrics listen); items by job id and position. */
 export type QueueEvents = {
-  attempt: [{ job: JobView; index: number }]
-  settled: [{ job: JobView; index: number; outcome: 'complete' | 'failed'; code?: string }]
-  retry: [{ job: JobView; index: number; code: string; delayMs: number }]
+  attempt: [{ jobId: string; index: number }]
+  settled: [{ jobId: string; index: number; outcome: 'complete' | 'failed'; code?: string }]
+  retry: [{ jobId: string; index: number; code: string; delayMs: number }]
   transfer: [Transfer]
   idle: []
 }
 
-export interface JobQueue extends Pick<EventEmitter<QueueEvents>, 'on' | 'off' | 'once' | 'emit'> {
-  /** False while the queue refuses new jobs (full, shutting down, or its Redis unreachable). */
+export interface JobQueue extends EventEmitter<QueueEvents> {
+  /** False while the queue refuses new jobs; `refusal` then says why. */
   readonly accepting: boolean
+  readonly refusal: Refusal | undefined
   /** Items this process works on right now. */
   readonly active: number
   /** Creates the job through the store and queues its items; nothing is downloaded before this resolves. */

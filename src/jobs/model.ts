@@ -140,7 +140,11 @@ export function itemBytes(item: Item): number {
 }
 
 /** Every item has settled; the job is complete unless its album is still being made. */
-export function jobStatus(job: Job): JobStatus {
+export function jobStatus(job: {
+  readonly pending: number
+  readonly started: boolean
+  readonly album: { readonly state: Album['state'] } | undefined
+}): JobStatus {
   if (job.pending === 0 && job.album?.state !== 'pending') return 'complete'
   return job.started ? 'in-progress' : 'pending'
 }

@@ -6,21 +6,13 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import type { Budgets } from '../budgets.ts'
+import type { Reservation } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
-import {
-  createJob,
-  type Item,
-  itemBytes,
-  type Job,
-  type JobOptions,
-  type Outcome,
-  type Reason,
-} from './model.ts'
+import type { ItemView, JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from './contract.ts'
+import { createJob, itemBytes, type JobOptions, type Outcome, type Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
-import type { JobStore } from './store.ts'
+import type { MemoryJobStore } from './store.ts'
 import { createTurn, exhausted, HostSlots, hostOf, pick, type Turn, takeRest } from './turns.ts'
-import type { Transfer } from './worker.ts'
 
 export type SchedulerOptions = {
   concurrency: number
@@ -33,37 +25,30 @@ export type SchedulerOptions = {
   now?: () => number
 }
 
-export type Work = (job: Job, item: Item, signal: AbortSignal, downloaded: () => void) => Promise<Outcome>
-
 export type SchedulerDeps = {
-  store: JobStore
-  budgets: Pick<Budgets, 'reserve'>
+  /** The memory store: its counters are read synchronously for admission. */
+  store: JobStore & Pick<MemoryJobStore, 'pendingItems' | 'pendingBytes'>
+  budgets: { reserve(key: string, now: number): Reservation }
   credentialKey: (clientId: string | undefined) => string
   work: Work
   log: Logger
 }
 
-export type SchedulerEvents = {
-  attempt: [{ job: Job; item: Item }]
-  settled: [{ job: Job; item: Item; outcome: 'complete' | 'failed'; code?: string }]
-  retry: [{ job: Job; item: Item; code: string; delayMs: number }]
-  /** Emitted by the worker through the service's wiring (metrics). */
-  transfer: [Transfer]
-  idle: []
-}
-
-export class Scheduler extends EventEmitter<SchedulerEvents> {
+/** The memory queue: one process runs every item, jobs taking turns. */
+export class Scheduler extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #options: SchedulerOptions
   readonly #deps: SchedulerDeps
   readonly #now: () => number
   readonly #turns: Turn[] = []
   readonly #turnOf = new Map<string, Turn>()
   readonly #hosts: HostSlots
-  /** Items waiting for their retry, by the timer that will queue them again. */
-  readonly #waits = new Map<NodeJS.Timeout, Job>()
+  /** Items waiting for their retry, by the timer that will queue them again (the value is the job id). */
+  readonly #waits = new Map<NodeJS.Timeout, string>()
   readonly #inFlight = new Set<Promise<void>>()
-  /** Each item in flight has a controller of its own, so cancelling a job aborts only its items. */
-  readonly #running = new Map<Item, AbortController>()
+  /** Items failed outside any run (`#failRest`) whose `settled` is still to come: idle waits for them. */
+  readonly #failing = new Set<Promise<void>>()
+  /** Each item in flight has a controller of its own (key `jobId:index`), so cancelling a job aborts only its items. */
+  readonly #running = new Map<string, AbortController>()
   readonly #shutdown = new AbortController()
   #cursor = 0
   #waking: NodeJS.Timeout | undefined
@@ -88,23 +73,34 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   get accepting(): boolean {
-    const { store } = this.#deps
-    const { maxPendingItems, maxPendingBytes = Number.POSITIVE_INFINITY } = this.#options
-    return !this.#closed && store.pendingItems < maxPendingItems && store.pendingBytes < maxPendingBytes
+    return this.refusal === undefined
   }
 
-  /** Creates a job for the URLs and queues its items; nothing is downloaded before this returns. */
-  submit(urls: readonly string[], targets: readonly string[], options: JobOptions = {}): Job {
+  get refusal(): Refusal | undefined {
+    const { store } = this.#deps
+    const { maxPendingItems, maxPendingBytes = Number.POSITIVE_INFINITY } = this.#options
+    if (this.#closed) return 'shutting_down'
+    if (store.pendingItems >= maxPendingItems || store.pendingBytes >= maxPendingBytes) return 'queue_full'
+    return undefined
+  }
+
+  /** Creates a job for the URLs and queues its items; nothing is downloaded before this resolves. */
+  async submit(
+    urls: readonly string[],
+    targets: readonly string[],
+    options: JobOptions = {},
+  ): Promise<JobView> {
+    const { store } = this.#deps
     if (this.#closed) {
       throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
         retryAfterMs: 10_000,
       })
     }
-    const room = this.#options.maxPendingItems - this.#deps.store.pendingItems
+    const room = this.#options.maxPendingItems - store.pendingItems
     if (urls.length > room) {
       throw new ServiceError(
         'queue_full',
-        `the service has ${this.#deps.store.pendingItems} URLs waiting (limit ${this.#options.maxPendingItems}); submit again later`,
+        `the service has ${store.pendingItems} URLs waiting (limit ${this.#options.maxPendingItems}); submit again later`,
         { retryAfterMs: 30_000 },
       )
     }
@@ -112,22 +108,24 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const { maxPendingBytes = Number.POSITIVE_INFINITY } = this.#options
     let bytes = 0
     for (const item of job.items) bytes += itemBytes(item)
-    if (this.#deps.store.pendingBytes + bytes > maxPendingBytes) {
+    if (store.pendingBytes + bytes > maxPendingBytes) {
       throw new ServiceError(
         'queue_full',
         `the URLs waiting would take more memory than the service allows (${maxPendingBytes} bytes); submit again later`,
         { retryAfterMs: 30_000 },
       )
     }
-    this.#deps.store.add(job)
+    await store.add(job)
     this.#enqueue(createTurn(job, this.#deps.credentialKey(options.clientId)))
-    queueMicrotask(() => this.#pump())
+    // Not a microtask: that would run before the submitter's `await` resumes, so the job it gets
+    // would already have started.
+    setImmediate(() => this.#pump())
     return job
   }
 
   /** Resolves when no item is pending or being worked on. */
   onIdle(): Promise<void> {
-    if (this.#deps.store.pendingItems === 0 && this.#inFlight.size === 0) return Promise.resolve()
+    if (this.#idle) return Promise.resolve()
     return new Promise((resolve) => this.once('idle', resolve))
   }
 
@@ -137,20 +135,20 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * the store; complete items stay. A job with nothing pending is left as it is. Returns the number
    * of items cancelled.
    */
-  cancel(job: Job): number {
-    const turn = this.#turnOf.get(job.id)
+  async cancel(jobId: string): Promise<number> {
+    const turn = this.#turnOf.get(jobId)
     if (turn !== undefined) this.#drop(this.#turns.indexOf(turn))
     for (const [timer, waiting] of this.#waits) {
-      if (waiting !== job) continue
+      if (waiting !== jobId) continue
       clearTimeout(timer)
       this.#waits.delete(timer)
     }
-    const cancelled = this.#deps.store.cancel(job, CANCELLED)
-    for (const item of cancelled) {
-      this.#running.get(item)?.abort(new ServiceError('cancelled', CANCELLED.message))
-      this.emit('settled', { job, item, outcome: 'failed', code: CANCELLED.code })
+    const cancelled = await this.#deps.store.cancel(jobId, CANCELLED)
+    for (const index of cancelled) {
+      this.#running.get(`${jobId}:${index}`)?.abort(new ServiceError('cancelled', CANCELLED.message))
+      this.emit('settled', { jobId, index, outcome: 'failed', code: CANCELLED.code })
     }
-    if (cancelled.length > 0) this.#deps.log.info({ jobId: job.id, items: cancelled.length }, 'job cancelled')
+    if (cancelled.length > 0) this.#deps.log.info({ jobId, items: cancelled.length }, 'job cancelled')
     this.#pump()
     return cancelled.length
   }
@@ -171,6 +169,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     await all
   }
 
+  get #idle(): boolean {
+    return this.#inFlight.size === 0 && this.#failing.size === 0 && this.#deps.store.pendingItems === 0
+  }
+
   #enqueue(turn: Turn): void {
     if (this.#turnOf.has(turn.job.id)) return
     this.#turnOf.set(turn.job.id, turn)
@@ -188,11 +190,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     let skipped = 0
     while (!this.#closed && this.#inFlight.size < this.#options.concurrency && skipped < this.#turns.length) {
       if (this.#cursor >= this.#turns.length) this.#cursor = 0
-      const index = this.#cursor
-      const turn = this.#turns[index] as Turn
-      const item = pick(turn, (host) => this.#hosts.free(host))
-      if (item === undefined) {
-        if (exhausted(turn)) this.#drop(index)
+      const position = this.#cursor
+      const turn = this.#turns[position] as Turn
+      const index = pick(turn, (host) => this.#hosts.free(host))
+      if (index === undefined) {
+        if (exhausted(turn)) this.#drop(position)
         else {
           this.#cursor += 1
           skipped += 1
@@ -201,13 +203,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       const budget = this.#deps.budgets.reserve(turn.key, this.#now())
       if (!budget.ok) {
-        turn.ready.unshift(item)
+        turn.ready.unshift(index)
         if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
           this.#failRest(turn, {
             code: 'imgur_rate_limited',
             message: `Imgur's upload budget for this client id is spent until ${new Date(budget.resetAt).toISOString()}; submit again after then`,
           })
-          this.#drop(index)
+          this.#drop(position)
         } else {
           wakeIn = Math.min(wakeIn, budget.waitMs)
           this.#cursor += 1
@@ -217,9 +219,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       this.#cursor += 1
       skipped = 0
-      this.#run(turn, item, budget.release)
+      this.#run(turn, index, budget.release)
     }
-    if (this.#inFlight.size === 0 && this.#deps.store.pendingItems === 0) this.emit('idle')
+    if (this.#idle) this.emit('idle')
     if (wakeIn !== Number.POSITIVE_INFINITY && !this.#closed) {
       clearTimeout(this.#waking)
       this.#waking = setTimeout(() => this.#pump(), Math.max(wakeIn, 1))
@@ -227,37 +229,43 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
-  #run(turn: Turn, item: Item, release: () => void): void {
+  #run(turn: Turn, index: number, release: () => void): void {
     const { job } = turn
     const { store, log } = this.#deps
+    const item = job.items[index] as ItemView
     const freeHost = this.#hosts.take(hostOf(item.target))
-    store.start(job, item)
-    this.emit('attempt', { job, item })
     const own = new AbortController()
-    this.#running.set(item, own)
-    const running = this.#deps
-      .work(job, item, AbortSignal.any([this.#shutdown.signal, own.signal]), freeHost)
-      .then(
-        (outcome) => {
-          if (item.state !== 'pending') {
-            // Cancelled while its upload was already made: the store has failed it; the link is not listed.
-            log.info(
-              { jobId: job.id, url: item.url, link: outcome.link },
-              'item uploaded after its job was cancelled',
-            )
-            return
-          }
-          store.complete(job, item, outcome)
-          log.info(
-            { jobId: job.id, url: item.url, link: outcome.link, attempts: item.attempts },
-            'item complete',
-          )
-          this.emit('settled', { job, item, outcome: 'complete' })
-        },
-        (error: unknown) => this.#failed(turn, item, error),
-      )
+    const key = `${job.id}:${index}`
+    this.#running.set(key, own)
+    const running = (async () => {
+      const attempt = await store.start(job.id, index)
+      // Cancelled before it started: nothing to do.
+      if (attempt === undefined) return
+      this.emit('attempt', { jobId: job.id, index })
+      let outcome: Outcome
+      try {
+        outcome = await this.#deps.work(
+          { jobId: job.id, index, target: item.target, clientId: job.clientId },
+          AbortSignal.any([this.#shutdown.signal, own.signal]),
+          freeHost,
+        )
+      } catch (error) {
+        return this.#failed(turn, index, attempt, error)
+      }
+      if (await store.complete(job.id, index, outcome)) {
+        log.info({ jobId: job.id, url: item.url, link: outcome.link, attempts: attempt }, 'item complete')
+        this.emit('settled', { jobId: job.id, index, outcome: 'complete' })
+      } else {
+        // Cancelled while its upload was already made: the store has failed it; the link is not listed.
+        log.info(
+          { jobId: job.id, url: item.url, link: outcome.link },
+          'item uploaded after its job was cancelled',
+        )
+      }
+    })()
+      .catch((error: unknown) => log.error({ err: error, jobId: job.id }, 'item could not be recorded'))
       .finally(() => {
-        this.#running.delete(item)
+        this.#running.delete(key)
         freeHost()
         release()
         this.#inFlight.delete(running)
@@ -266,15 +274,16 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.#inFlight.add(running)
   }
 
-  #failed(turn: Turn, item: Item, error: unknown): void {
+  async #failed(turn: Turn, index: number, attempt: number, error: unknown): Promise<void> {
     const { job } = turn
+    const item = job.items[index] as ItemView
     // Cancelled while it ran: the store has failed it already, and it is not tried again.
     if (item.state !== 'pending') return
     let reason = reasonOf(error)
     // The download or upload reports its own abort; say why it was aborted.
     if (reason.code === 'cancelled' && this.#shutdown.signal.aborted) reason = SHUT_DOWN
     if (reason.code === 'internal_error') this.#deps.log.error({ err: error, jobId: job.id }, 'worker error')
-    const delayMs = this.#closed ? undefined : retryDelay(this.#options.retry, error, item.attempts)
+    const delayMs = this.#closed ? undefined : retryDelay(this.#options.retry, error, attempt)
     if (delayMs !== undefined && delayMs > this.#options.maxRateLimitWaitMs) {
       const resetAt = new Date(this.#now() + delayMs).toISOString()
       reason = {
@@ -283,22 +292,22 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
     } else if (delayMs !== undefined) {
       this.#deps.log.info(
-        { jobId: job.id, url: item.url, code: reason.code, attempt: item.attempts, delayMs },
+        { jobId: job.id, url: item.url, code: reason.code, attempt, delayMs },
         'item will be retried',
       )
-      this.#deps.store.retrying(job)
-      this.emit('retry', { job, item, code: reason.code, delayMs })
+      await this.#deps.store.retrying(job.id, index)
+      this.emit('retry', { jobId: job.id, index, code: reason.code, delayMs })
       const timer = setTimeout(() => {
         this.#waits.delete(timer)
-        turn.ready.push(item)
+        turn.ready.push(index)
         this.#enqueue(turn)
         this.#pump()
       }, delayMs)
       timer.unref()
-      this.#waits.set(timer, job)
+      this.#waits.set(timer, job.id)
       return
     }
-    this.#fail(job, item, reason)
+    await this.#fail(job, index, reason)
     // A refused client id ends every job that uses it, and only those.
     if (isServiceError(error) && error.failsRest) {
       const affected = new Set([turn, ...this.#turns.filter(({ key }) => key === turn.key)])
@@ -308,19 +317,36 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Fails every item of the turn not started yet, e.g. when Imgur refused the job's client id. */
   #failRest(turn: Turn, reason: Reason): void {
-    for (const item of takeRest(turn)) this.#fail(turn.job, item, reason)
+    const rest = takeRest(turn)
+    if (rest.length === 0) return
+    const failing = Promise.all(
+      rest.map((index) =>
+        this.#fail(turn.job, index, reason).catch((error: unknown) =>
+          this.#deps.log.error({ err: error, jobId: turn.job.id }, 'item could not be recorded'),
+        ),
+      ),
+    ).then(() => {
+      this.#failing.delete(failing)
+      this.#pump()
+    })
+    this.#failing.add(failing)
   }
 
-  #fail(job: Job, item: Item, reason: Reason): void {
-    this.#deps.store.fail(job, item, reason)
+  async #fail(job: JobView, index: number, reason: Reason): Promise<void> {
+    if (!(await this.#deps.store.fail(job.id, index, reason))) return
     this.#deps.log.warn(
-      { jobId: job.id, url: item.url, code: reason.code, reason: reason.message, attempt: item.attempts },
+      {
+        jobId: job.id,
+        url: job.items[index]?.url,
+        code: reason.code,
+        reason: reason.message,
+        attempt: job.items[index]?.attempts,
+      },
       'item failed',
     )
-    this.emit('settled', { job, item, outcome: 'failed', code: reason.code })
+    this.emit('settled', { jobId: job.id, index, outcome: 'failed', code: reason.code })
   }
 }
-
 /** The one code, two messages: whether the client asked for it or the service stopped. */
 const CANCELLED: Reason = {
   code: 'cancelled',

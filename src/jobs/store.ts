@@ -1,8 +1,12 @@
 /**
- * The in-memory home of jobs and links. It is the only place that changes them (through the
- * model's transitions), so it can keep the counters, notify subscribers and own retention.
+ * The in-memory home of jobs and links (the default: one process, no datastore). It is the only
+ * place that changes them (through the model's transitions), so it can keep the counters, notify
+ * subscribers and own retention. Its views are the live jobs, typed read-only; every change
+ * happens at once, inside the call, though the contract makes the calls asynchronous.
  */
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import type { AlbumResult, JobStore, JobView, StoreEvents, StoreStats } from './contract.ts'
 import {
   completeItem,
   failItem,
@@ -29,16 +33,10 @@ export type StoreOptions = {
   now?: () => number
 }
 
-type Listener = (job: Job) => void
+type Listener = (job: JobView) => void
 
-export type StoreEvents = {
-  /** Every item of the job has settled and its album is still to be made. */
-  itemsSettled: [Job]
-  /** The job is complete (items settled, album made or failed): its webhook may go. */
-  complete: [Job]
-}
-
-export class JobStore extends EventEmitter<StoreEvents> {
+export class MemoryJobStore extends EventEmitter<StoreEvents> implements JobStore {
+  readonly epoch = randomBytes(4).toString('hex')
   readonly #jobs = new Map<string, Job>()
   /** Finished jobs in the order they finished, with the bytes each retains. */
   readonly #finished = new Map<string, number>()
@@ -86,7 +84,11 @@ export class JobStore extends EventEmitter<StoreEvents> {
     return this.#jobs.size
   }
 
-  add(job: Job): void {
+  async stats(): Promise<StoreStats> {
+    return { pendingItems: this.#pendingItems, pendingBytes: this.#pendingBytes, jobs: this.#jobs.size }
+  }
+
+  async add(job: Job): Promise<void> {
     this.#jobs.set(job.id, job)
     this.#pendingItems += job.pending
     for (const item of job.items) if (item.state === 'pending') this.#pendingBytes += itemBytes(item)
@@ -94,13 +96,18 @@ export class JobStore extends EventEmitter<StoreEvents> {
   }
 
   /** Jobs held, by status (retention decides how many finished ones that is). */
-  counts(): Record<JobStatus, number> {
+  async counts(): Promise<Record<JobStatus, number>> {
     const counts = { pending: 0, 'in-progress': 0, complete: 0 }
     for (const job of this.#jobs.values()) counts[jobStatus(job)] += 1
     return counts
   }
 
-  get(id: string): Job | undefined {
+  async get(id: string): Promise<JobView | undefined> {
+    return this.#jobs.get(id)
+  }
+
+  /** The job at once (the memory store's own callers and tests; the contract's `get` is async). */
+  peek(id: string): JobView | undefined {
     return this.#jobs.get(id)
   }
 
@@ -108,24 +115,33 @@ export class JobStore extends EventEmitter<StoreEvents> {
    * Every link uploaded since start, each once, in upload order; with `owner`, only the links of
    * that owner's jobs. Retention never removes them.
    */
-  links(owner?: string): readonly string[] {
+  async links(owner?: string): Promise<readonly string[]> {
     if (owner === undefined) return this.#links
     return this.#ownLinks.get(owner)?.list ?? []
   }
 
-  start(job: Job, item: Item): void {
+  async start(jobId: string, index: number): Promise<number | undefined> {
+    const found = this.#pending(jobId, index)
+    if (found === undefined) return undefined
+    const [job, item] = found
     const first = !job.started
     startItem(job, item)
     if (first) this.#notify(job)
+    return item.attempts
   }
 
   /** An item that will be tried again: still pending, but its attempt count changed. */
-  retrying(job: Job): void {
-    job.version += 1
-    this.#notify(job)
+  async retrying(jobId: string, index: number): Promise<void> {
+    const found = this.#pending(jobId, index)
+    if (found === undefined) return
+    found[0].version += 1
+    this.#notify(found[0])
   }
 
-  complete(job: Job, item: Item, outcome: Outcome): void {
+  async complete(jobId: string, index: number, outcome: Outcome): Promise<boolean> {
+    const found = this.#pending(jobId, index)
+    if (found === undefined) return false
+    const [job, item] = found
     const { link } = outcome
     this.#pendingBytes -= itemBytes(item)
     completeItem(job, item, outcome, this.#now())
@@ -145,40 +161,51 @@ export class JobStore extends EventEmitter<StoreEvents> {
       }
     }
     this.#settled(job)
+    return true
   }
 
-  fail(job: Job, item: Item, reason: Reason): void {
+  async fail(jobId: string, index: number, reason: Reason): Promise<boolean> {
+    const found = this.#pending(jobId, index)
+    if (found === undefined) return false
+    const [job, item] = found
     this.#pendingBytes -= itemBytes(item)
     failItem(job, item, reason, this.#now())
     this.#settled(job)
+    return true
   }
 
   /**
    * Fails every pending item of the job with `reason` at once (its client cancelled it), whether
-   * it was waiting, waiting for a retry or in flight; complete items stay. Returns the items failed.
+   * it was waiting, waiting for a retry or in flight; complete items stay. Returns their positions.
    */
-  cancel(job: Job, reason: Reason): Item[] {
-    const cancelled = job.items.filter((item) => item.state === 'pending')
-    if (cancelled.length === 0) return cancelled
+  async cancel(jobId: string, reason: Reason): Promise<number[]> {
+    const job = this.#jobs.get(jobId)
+    const cancelled: number[] = []
+    if (job === undefined) return cancelled
     const now = this.#now()
-    for (const item of cancelled) {
+    for (const [index, item] of job.items.entries()) {
+      if (item.state !== 'pending') continue
       this.#pendingBytes -= itemBytes(item)
       failItem(job, item, reason, now)
+      cancelled.push(index)
     }
-    this.#settled(job, cancelled.length)
+    if (cancelled.length > 0) this.#settled(job, cancelled.length)
     return cancelled
   }
 
   /** Records the album the job asked for, made or failed: the job is then complete. */
-  settleAlbum(job: Job, result: Parameters<typeof settleAlbum>[1]): void {
+  async settleAlbum(jobId: string, result: AlbumResult): Promise<void> {
+    const job = this.#jobs.get(jobId)
+    if (job === undefined) throw new Error(`no job ${jobId}`)
     settleAlbum(job, result, this.#now())
     this.#completed(job)
     this.#notify(job)
   }
 
   /** Records how the job's webhook delivery goes (the status shows it). */
-  webhookChanged(job: Job, update: Partial<Omit<Webhook, 'url'>>): void {
-    if (job.webhook === undefined) throw new Error('the job has no webhook')
+  async webhookChanged(jobId: string, update: Partial<Omit<Webhook, 'url'>>): Promise<void> {
+    const job = this.#jobs.get(jobId)
+    if (job?.webhook === undefined) throw new Error('the job has no webhook')
     Object.assign(job.webhook, update)
     job.version += 1
     this.#notify(job)
@@ -211,9 +238,17 @@ export class JobStore extends EventEmitter<StoreEvents> {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.#sweeper)
     this.#listeners.clear()
+  }
+
+  /** The job and its item at `index`, while that item is pending. */
+  #pending(jobId: string, index: number): [Job, Item] | undefined {
+    const job = this.#jobs.get(jobId)
+    const item = job?.items[index]
+    if (job === undefined || item?.state !== 'pending') return undefined
+    return [job, item]
   }
 
   #settled(job: Job, items = 1): void {

@@ -2,15 +2,18 @@
  * The pieces of scheduling that need no clock or worker: a job's turn (which of its items may
  * start next) and the per-host download slots.
  */
-import type { Item, Job } from './model.ts'
+import type { JobView } from './contract.ts'
 
 /** How deep into a job's items one pick looks for an item whose host is free. */
 const LOOKAHEAD = 32
 
-/** A job with items to start: `ready` (retries due and items passed over), then its untried ones from `next`. */
-export type Turn = { job: Job; key: string; next: number; ready: Item[] }
+/**
+ * A job with items to start, by position: `ready` (retries due and items passed over), then its
+ * untried ones from `next`. A turn holds only what its queue has not started or settled yet.
+ */
+export type Turn = { job: JobView; key: string; next: number; ready: number[] }
 
-export function createTurn(job: Job, key: string): Turn {
+export function createTurn(job: JobView, key: string): Turn {
   return { job, key, next: 0, ready: [] }
 }
 
@@ -24,37 +27,30 @@ export function exhausted(turn: Turn): boolean {
  * items. Looking at most LOOKAHEAD items deep in each keeps a pick cheap however large the job;
  * items passed over keep their order in the ready list.
  */
-export function pick(turn: Turn, hostFree: (host: string) => boolean): Item | undefined {
+export function pick(turn: Turn, hostFree: (host: string) => boolean): number | undefined {
   const { ready } = turn
+  const { items } = turn.job
+  const target = (index: number) => items[index]?.target ?? ''
   for (let i = 0; i < ready.length && i < LOOKAHEAD; i += 1) {
-    const item = ready[i] as Item
-    if (item.state !== 'pending') {
+    const index = ready[i] as number
+    if (hostFree(hostOf(target(index)))) {
       ready.splice(i, 1)
-      i -= 1
-    } else if (hostFree(hostOf(item.target))) {
-      ready.splice(i, 1)
-      return item
+      return index
     }
   }
-  const { items } = turn.job
   for (let scanned = 0; turn.next < items.length && scanned < LOOKAHEAD; scanned += 1) {
-    const item = items[turn.next] as Item
+    const index = turn.next
     turn.next += 1
-    if (item.state !== 'pending') continue
-    if (hostFree(hostOf(item.target))) return item
-    ready.push(item)
+    if (hostFree(hostOf(target(index)))) return index
+    ready.push(index)
   }
   return undefined
 }
 
-/** Takes every pending item of the turn not started yet out of it (to fail them at once). */
-export function takeRest(turn: Turn): Item[] {
-  const rest = turn.ready.filter((item) => item.state === 'pending')
-  turn.ready.length = 0
-  for (; turn.next < turn.job.items.length; turn.next += 1) {
-    const item = turn.job.items[turn.next] as Item
-    if (item.state === 'pending') rest.push(item)
-  }
+/** Takes every item of the turn not started yet out of it (to fail them at once). */
+export function takeRest(turn: Turn): number[] {
+  const rest = turn.ready.splice(0)
+  for (; turn.next < turn.job.items.length; turn.next += 1) rest.push(turn.next)
   return rest
 }
 

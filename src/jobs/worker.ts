@@ -18,7 +18,8 @@ import type { ImgurClient, Uploaded } from '../imgur/client.ts'
 import type { Sniffed } from '../media.ts'
 import { raceSignal } from '../signals.ts'
 import { formatDuration } from '../units.ts'
-import type { Item, Job, Outcome } from './model.ts'
+import type { WorkInput } from './contract.ts'
+import type { Outcome } from './model.ts'
 import type { Known, Uploads } from './uploads.ts'
 
 export type WorkerDeps = {
@@ -53,17 +54,19 @@ async function timed<T>(
 
 type Video = Extract<Opened, { kind: 'video' }>
 
+/** What the worker reads of an item: where to download it, and the credential to upload it with. */
+type Item = Pick<WorkInput, 'target' | 'clientId'>
+
 export async function processItem(
   deps: WorkerDeps,
-  job: Job,
-  item: Item,
+  input: Item,
   signal: AbortSignal,
   downloaded: () => void = () => {},
 ): Promise<Outcome> {
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(), deps.itemTimeoutMs)
   try {
-    return await attempt(deps, job, item, AbortSignal.any([signal, deadline.signal]), downloaded, () =>
+    return await attempt(deps, input, AbortSignal.any([signal, deadline.signal]), downloaded, () =>
       clearTimeout(timer),
     )
   } catch (error) {
@@ -80,8 +83,7 @@ export async function processItem(
 
 async function attempt(
   deps: WorkerDeps,
-  job: Job,
-  item: Item,
+  input: Item,
   signal: AbortSignal,
   downloaded: () => void,
   isVideo: () => void,
@@ -89,7 +91,7 @@ async function attempt(
   const opened = await timed(
     deps,
     'download',
-    () => deps.downloader.open(item.target, signal),
+    () => deps.downloader.open(input.target, signal),
     // A video's bytes are counted as they stream to Imgur, as its upload.
     (result) => (result.kind === 'video' ? 0 : result.bytes.length),
   ).catch((error: unknown) => {
@@ -99,12 +101,12 @@ async function attempt(
   // A video is still downloading while it uploads: the host's slot is held until both end.
   if (opened.kind === 'video') {
     isVideo()
-    return uploadVideo(deps, job, opened, signal).finally(downloaded)
+    return uploadVideo(deps, input, opened, signal).finally(downloaded)
   }
   // The host's download slot is freed as soon as the bytes are in, before converting and uploading.
   downloaded()
   const { bytes } = opened
-  const hash = `${deps.imgur.credentialKey(job.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
+  const hash = `${deps.imgur.credentialKey(input.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
   for (let known = deps.uploads.get(hash); known !== undefined; known = deps.uploads.get(hash)) {
     if (!(known instanceof Promise)) return { ...known, reused: true }
     try {
@@ -116,7 +118,7 @@ async function attempt(
     }
   }
 
-  const work = uploadOnce(deps, job, hash, opened, signal)
+  const work = uploadOnce(deps, input, hash, opened, signal)
   const shared = work.then((done) => done.known)
   // Items waiting on the same bytes see the failure; with none waiting it must not go unhandled.
   shared.catch(() => {})
@@ -136,7 +138,7 @@ async function attempt(
 /** The link of these bytes: the fleet's when another replica uploaded them (no `prepared`), else a new upload's. */
 async function uploadOnce(
   deps: WorkerDeps,
-  job: Job,
+  input: Item,
   hash: string,
   { bytes, type }: { bytes: Buffer; type: Sniffed },
   signal: AbortSignal,
@@ -148,7 +150,7 @@ async function uploadOnce(
   const uploaded = await timed(
     deps,
     'upload',
-    () => deps.imgur.upload({ ...upload, clientId: job.clientId, signal }),
+    () => deps.imgur.upload({ ...upload, clientId: input.clientId, signal }),
     () => prepared.bytes.length,
   )
   const done = { known: known(uploaded), prepared }
@@ -161,7 +163,12 @@ async function uploadOnce(
 const known = ({ link, id, deletehash }: Uploaded): Known => ({ link, imageId: id, deletehash })
 
 /** Streams the video to Imgur's `video` field; a failure on either side ends both (see VideoStream). */
-async function uploadVideo(deps: WorkerDeps, job: Job, video: Video, signal: AbortSignal): Promise<Outcome> {
+async function uploadVideo(
+  deps: WorkerDeps,
+  input: Item,
+  video: Video,
+  signal: AbortSignal,
+): Promise<Outcome> {
   try {
     let sent = 0
     async function* counted(): AsyncGenerator<Buffer> {
@@ -174,7 +181,7 @@ async function uploadVideo(deps: WorkerDeps, job: Job, video: Video, signal: Abo
     const uploaded = await timed(
       deps,
       'upload',
-      () => deps.imgur.uploadVideo({ ...upload, chunks: counted(), clientId: job.clientId, signal }),
+      () => deps.imgur.uploadVideo({ ...upload, chunks: counted(), clientId: input.clientId, signal }),
       () => sent,
     )
     return { ...known(uploaded), reused: false }

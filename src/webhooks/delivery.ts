@@ -8,8 +8,7 @@ import { type Agent, request } from 'undici'
 import { checkHost, checkUrl, isBlockedAddress, originOf } from '../download/address.ts'
 import { type AddressPolicy, createAgent, osLookup, type Resolve } from '../download/connect.ts'
 import { isServiceError } from '../errors.ts'
-import type { Job } from '../jobs/model.ts'
-import type { JobStore } from '../jobs/store.ts'
+import type { JobStore, JobView } from '../jobs/contract.ts'
 import { formatDuration } from '../units.ts'
 import { completedMessage, messageId, signature, signingKey } from './message.ts'
 import { describe, judge, nextDelay, type Outcome } from './outcome.ts'
@@ -35,8 +34,10 @@ export type WebhookOptions = {
 }
 
 type Delivery = {
-  readonly job: Job
+  readonly job: JobView
   readonly id: string
+  /** Attempts made so far (a fleet's view of the job is a snapshot: the count is kept here). */
+  attempts: number
   readonly body: string
   readonly log: Logger
   timer: NodeJS.Timeout | undefined
@@ -82,7 +83,7 @@ export class Webhooks {
   readonly #stop = new AbortController()
   #idle: Array<() => void> = []
   #closing: Promise<void> | undefined
-  readonly #onComplete = (job: Job) => this.#enqueue(job)
+  readonly #onComplete = (job: JobView) => this.#enqueue(job)
 
   constructor(options: WebhookOptions, { store, log }: { store: JobStore; log: Logger }) {
     checkOptions(options)
@@ -133,12 +134,13 @@ export class Webhooks {
     await this.#agent.destroy()
   }
 
-  #enqueue(job: Job): void {
+  #enqueue(job: JobView): void {
     if (job.webhook?.state !== 'pending' || this.#stop.signal.aborted) return
     const id = messageId()
     const delivery: Delivery = {
       job,
       id,
+      attempts: job.webhook.attempts,
       body: completedMessage(job),
       log: this.#log.child({ jobId: job.id, webhookId: id }),
       timer: undefined,
@@ -213,12 +215,18 @@ export class Webhooks {
     }
   }
 
-  #record(delivery: Delivery, outcome: Outcome): void {
+  async #record(delivery: Delivery, outcome: Outcome): Promise<void> {
     const { job, log } = delivery
     if (this.#stop.signal.aborted || job.webhook === undefined) return
-    const attempts = job.webhook.attempts + 1
+    delivery.attempts += 1
+    const { attempts } = delivery
+    // What the status shows of the delivery; a store that cannot record it does not stop it.
+    const changed = (update: Parameters<JobStore['webhookChanged']>[1]) =>
+      this.#store
+        .webhookChanged(job.id, update)
+        .catch((error: unknown) => log.warn({ err: error }, 'webhook state could not be recorded'))
     if (outcome.ok) {
-      this.#store.webhookChanged(job, { state: 'delivered', attempts, lastError: undefined })
+      await changed({ state: 'delivered', attempts, lastError: undefined })
       log.info({ attempts, status: outcome.status }, 'webhook delivered')
       this.#settle(delivery)
       return
@@ -228,12 +236,12 @@ export class Webhooks {
       ? undefined
       : nextDelay(this.#options.retryDelaysMs, attempts, outcome.retryAfterMs)
     if (delay === undefined) {
-      this.#store.webhookChanged(job, { state: 'failed', attempts, lastError: error })
+      await changed({ state: 'failed', attempts, lastError: error })
       log.warn({ attempts, error }, 'webhook failed')
       this.#settle(delivery)
       return
     }
-    this.#store.webhookChanged(job, { attempts, lastError: error })
+    await changed({ attempts, lastError: error })
     log.info({ attempts, error, retryInMs: delay }, 'webhook attempt failed; will retry')
     this.#wait(delivery, delay)
   }

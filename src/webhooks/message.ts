@@ -4,7 +4,7 @@
  * (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md).
  */
 import { createHmac, randomUUID } from 'node:crypto'
-import type { Job } from '../jobs/model.ts'
+import type { JobView } from '../jobs/contract.ts'
 
 const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/
 
@@ -26,7 +26,7 @@ export function messageId(): string {
 }
 
 /** The body of `job.completed`: ids and counts only. Its `timestamp` is when the job finished. */
-export function completedMessage(job: Job): string {
+export function completedMessage(job: JobView): string {
   let complete = 0
   let failed = 0
   for (const item of job.items) {

@@ -354,7 +354,7 @@ test('--webhook-url reaches the service, which reports the delivery; the report 
   const run = await cli(['-s', h.server, '--webhook-url', hook, `${h.origin.url}/img/40.png`])
   assert.equal(run.code, 0, run.stderr)
   const jobId = run.stderr.match(/^job (\S+) submitted/m)?.[1] ?? ''
-  assert.equal(h.service.store.get(jobId)?.webhook?.url, hook)
+  assert.equal((await h.service.store.get(jobId))?.webhook?.url, hook)
   const lines = run.stdout.split('\n')
   assert.match(lines[0] ?? '', /^uploaded \S+\/img\/40\.png -> http/)
   assert.match(

@@ -9,7 +9,6 @@ import { createPreparer } from '../../src/convert/prepare.ts'
 import { createDownloader } from '../../src/download/download.ts'
 import { SharedUploads } from '../../src/fleet/uploads.ts'
 import { createImgurClient } from '../../src/imgur/client.ts'
-import { createJob } from '../../src/jobs/model.ts'
 import { Uploads } from '../../src/jobs/uploads.ts'
 import { processItem, type WorkerDeps } from '../../src/jobs/worker.ts'
 import { png } from '../helpers/images.ts'
@@ -95,10 +94,7 @@ function image(seed: number, client: ReturnType<typeof replica>['client']) {
 }
 
 function run(deps: WorkerDeps, url: string, signal = new AbortController().signal, downloaded?: () => void) {
-  const job = createJob([url], [url])
-  const [item] = job.items
-  assert.ok(item)
-  return processItem(deps, job, item, signal, downloaded)
+  return processItem(deps, { target: url, clientId: undefined }, signal, downloaded)
 }
 
 const uploads = () => imgur.seen.filter((request) => request.path === '/3/image').length

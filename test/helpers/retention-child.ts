@@ -3,17 +3,19 @@
  * of long URLs that fail at once, and prints what the store retains once they are done.
  * argv: jobs, then config overrides as NAME=value.
  */
+
 import pino from 'pino'
 import { loadConfig } from '../../src/config.ts'
 import { ServiceError } from '../../src/errors.ts'
 import { statusJson } from '../../src/http/status.ts'
+import type { MemoryJobStore } from '../../src/jobs/store.ts'
 import { createService } from '../../src/service.ts'
 import { parseSubmittedUrls } from '../../src/urls.ts'
 
 const [jobs = '1', ...pairs] = process.argv.slice(2)
 const env = Object.fromEntries(pairs.map((pair) => pair.split('=') as [string, string]))
 const config = loadConfig({ IMGUR_API_URL: 'http://127.0.0.1:9', IMGUR_CLIENT_ID: 'x', ...env })
-const service = createService(config, pino({ level: 'silent' }), {
+const service = await createService(config, pino({ level: 'silent' }), {
   downloader: {
     open: async () => {
       throw new ServiceError('download_http_status', 'the origin answered 404 Not Found')
@@ -27,12 +29,13 @@ for (let j = 0; j < Number(jobs); j += 1) {
   const urls = Array.from({ length: 1000 }, (_, i) => `https://origin.test/${j}/${i}/${pad}.png#f`)
   const parsed = parseSubmittedUrls(urls)
   if (!parsed.ok) throw new Error('the URLs did not parse')
-  const job = service.queue.submit(parsed.urls, parsed.targets)
+  const job = await service.queue.submit(parsed.urls, parsed.targets)
   await service.queue.onIdle()
   // Read once, as a client would: the cached status document is part of what a job retains.
   statusJson(job)
 }
-const { store } = service
+// The memory store's own figures (this child runs the default, memory mode).
+const store = service.store as MemoryJobStore
 // With --expose-gc (a measurement by hand), heap figures are of live objects only.
 ;(globalThis as { gc?: () => void }).gc?.()
 process.stdout.write(

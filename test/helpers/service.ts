@@ -46,7 +46,7 @@ export async function startService(
       },
     }),
   )
-  const service = createService(config, log, { random: () => 0.5, ...options.overrides })
+  const service = await createService(config, log, { random: () => 0.5, ...options.overrides })
   const app = buildApp({ config, log, ...service, ...(options.now && { now: options.now }) })
   await app.ready()
   t.after(async () => {

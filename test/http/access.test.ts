@@ -106,7 +106,7 @@ test("a job belongs to its key: another key's status and stream answer as an unk
   assert.equal(submitted.statusCode, 202)
   const { jobId } = submitted.json<{ jobId: string }>()
   await service.queue.onIdle()
-  assert.equal(service.store.get(jobId)?.owner, 'alice')
+  assert.equal((await service.store.get(jobId))?.owner, 'alice')
 
   const own = await app.inject({ url: `/v1/images/upload/${jobId}`, headers: bearer(KEYS.alice) })
   assert.equal(own.statusCode, 200)

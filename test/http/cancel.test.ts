@@ -69,7 +69,7 @@ test('cancel: complete items stay, in-flight ones are aborted, waiting and retry
   await seen(origin, '/drip', 2, 'closes')
   await service.queue.onIdle()
   assert.equal(service.queue.active, 0)
-  assert.equal(service.store.pendingItems, 0)
+  assert.equal((await service.store.stats()).pendingItems, 0)
   assert.equal(origin.hits.get('/status/503'), 1, 'the item waiting for its retry is not retried')
   assert.equal(origin.hits.get('/drip'), 2, 'the aborted downloads are not retried')
   assert.equal(origin.hits.get('/img/3.png'), undefined)

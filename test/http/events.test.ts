@@ -59,8 +59,6 @@ test('the status route and every stream send the same text, serialised once per 
   const { app, service, submit } = await startService(t)
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   const jobId = await submit(longUrls(held.url, 30, 20))
-  const job = service.store.get(jobId)
-  assert.ok(job)
   const poll = async () => {
     const response = await app.inject({ method: 'GET', url: `/v1/images/upload/${jobId}` })
     assert.equal(response.statusCode, 200)
@@ -77,6 +75,8 @@ test('the status route and every stream send the same text, serialised once per 
   await service.queue.onIdle()
   polled.push(await poll(), await poll())
 
+  const job = await service.store.get(jobId)
+  assert.ok(job)
   const final = polled.at(-1)
   assert.equal(final, JSON.stringify(viewJob(job)))
   for (const data of sent) assert.equal(data.at(-1), final)
@@ -95,7 +95,7 @@ test("the status route's JSON is byte for byte what the response schema's serial
     `${origin.url}/webp.png`,
     `${origin.url}/status/404`,
   ])
-  const job = service.store.get(done.id)
+  const job = await service.store.get(done.id)
   assert.ok(job)
   assert.ok(done.items.some((item) => item.converted) && done.items.some((item) => item.reused))
   const cached = await app.inject({ method: 'GET', url: `/v1/images/upload/${done.id}` })

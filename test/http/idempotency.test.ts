@@ -128,7 +128,7 @@ test('a repeated submission replays the first answer, creates no job and spends 
     assert.equal(again.headers['idempotency-replayed'], 'true')
     assert.match(String(again.headers['content-type']), /^application\/json/)
   }
-  assert.equal(service.store.size, 1)
+  assert.equal((await service.store.stats()).jobs, 1)
   // The limit is 2 a minute: the replays spent none of it.
   assert.equal((await app.inject(post(undefined, ['https://example.com/c.png']))).statusCode, 202)
   assert.equal((await app.inject(post(undefined, ['https://example.com/d.png']))).statusCode, 429)
@@ -147,7 +147,7 @@ test('the same key with another body is 422; an invalid key is 400; neither make
     assert.equal(invalid.statusCode, 400, key)
     assert.equal(invalid.json().error, 'invalid_idempotency_key', key)
   }
-  assert.equal(service.store.size, 1)
+  assert.equal((await service.store.stats()).jobs, 1)
 })
 
 test('concurrent retries of one submission, over real connections, make one job', async (t) => {
@@ -163,7 +163,7 @@ test('concurrent retries of one submission, over real connections, make one job'
     return { status: response.statusCode, headers: response.headers, body }
   }
   const answers = await Promise.all(Array.from({ length: 8 }, send))
-  assert.equal(service.store.size, 1)
+  assert.equal((await service.store.stats()).jobs, 1)
   const fresh = answers.filter((a) => a.status === 202 && a.headers['idempotency-replayed'] === undefined)
   assert.equal(fresh.length, 1)
   for (const answer of answers) {
@@ -210,7 +210,7 @@ test('after IDEMPOTENCY_TTL_MS the key is free again', async (t) => {
   assert.equal(fresh.statusCode, 202)
   assert.equal(fresh.headers['idempotency-replayed'], undefined)
   assert.notEqual(fresh.json().jobId, first)
-  assert.equal(service.store.size, 2)
+  assert.equal((await service.store.stats()).jobs, 2)
 })
 
 test('keys are scoped per API key, and per address without keys', async (t) => {
@@ -227,7 +227,7 @@ test('keys are scoped per API key, and per address without keys', async (t) => {
   assert.equal(bobOther.statusCode, 202)
   const aliceAgain = await keyed.app.inject(post('k', urls, bearer(keys.alice)))
   assert.equal(aliceAgain.json().jobId, alice.json().jobId)
-  assert.equal(keyed.service.store.size, 3)
+  assert.equal((await keyed.service.store.stats()).jobs, 3)
 
   const open = await startService(t, { overrides: { downloader: offline } })
   const from = (remoteAddress: string) =>

@@ -59,7 +59,7 @@ test('SUBMIT_RATE_LIMIT per minute per key: 429 with Retry-After and RateLimit-*
   assert.deepEqual(limits(second), { limit: '2', remaining: '0', reset: '30' })
 
   time.set('2026-11-27T10:00:45.500Z')
-  const jobs = service.store.size
+  const jobs = (await service.store.stats()).jobs
   const refused = await post('alice')
   assert.equal(refused.statusCode, 429)
   assert.equal(refused.headers['retry-after'], '15')
@@ -70,7 +70,7 @@ test('SUBMIT_RATE_LIMIT per minute per key: 429 with Retry-After and RateLimit-*
       "2 submissions per minute are allowed and this minute's are spent; submit again after 2026-11-27T10:01:00.000Z",
     details: { limit: 'submit_rate', max: 2, remaining: 0, resetAt: '2026-11-27T10:01:00.000Z' },
   })
-  assert.equal(service.store.size, jobs, 'no job was created')
+  assert.equal((await service.store.stats()).jobs, jobs, 'no job was created')
 
   assert.equal((await post('bob')).statusCode, 202, 'another key has its own allowance')
 

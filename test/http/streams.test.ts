@@ -14,7 +14,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import { Agent, request } from 'undici'
 import { createEventStreams } from '../../src/http/events.ts'
 import { createJob } from '../../src/jobs/model.ts'
-import { JobStore } from '../../src/jobs/store.ts'
+import { MemoryJobStore } from '../../src/jobs/store.ts'
 import { startService } from '../helpers/service.ts'
 import {
   closed,
@@ -201,7 +201,7 @@ test('past MAX_STREAMS_PER_CLIENT or MAX_STREAMS a stream is refused with 429, R
 })
 
 test('stream options are checked at construction; clientOf decides whom a stream counts against', async (t) => {
-  const store = new JobStore({ retentionCount: 10, retentionMs: 60_000 })
+  const store = new MemoryJobStore({ retentionCount: 10, retentionMs: 60_000 })
   t.after(() => store.close())
   const limits = { idleTimeoutMs: 60_000, maxStreams: 10, maxStreamsPerClient: 1 }
   assert.throws(() => createEventStreams(store, { ...limits, maxStreams: 0 }), {
@@ -216,7 +216,7 @@ test('stream options are checked at construction; clientOf decides whom a stream
     clientOf: (request) => String(request.headers['x-key']),
   })
   const job = createJob(['https://a.test/1.png'], ['https://a.test/1.png'])
-  store.add(job)
+  await store.add(job)
   const app = Fastify()
   app.addHook('preClose', async () => events.close())
   app.get('/events', async (request, reply) => events.stream(job, request, reply))

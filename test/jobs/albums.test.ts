@@ -6,8 +6,9 @@ import type { Reservation } from '../../src/budgets.ts'
 import { ServiceError } from '../../src/errors.ts'
 import type { AlbumInput, CreatedAlbum } from '../../src/imgur/client.ts'
 import { type AlbumOptions, Albums } from '../../src/jobs/albums.ts'
-import { createJob, type Job, jobStatus } from '../../src/jobs/model.ts'
-import { JobStore } from '../../src/jobs/store.ts'
+import type { JobView } from '../../src/jobs/contract.ts'
+import { createJob, jobStatus } from '../../src/jobs/model.ts'
+import { MemoryJobStore } from '../../src/jobs/store.ts'
 
 type Call = {
   input: AlbumInput
@@ -22,7 +23,7 @@ function setup(
   t: { after: (fn: () => unknown) => void },
   options: { account?: boolean; reserve?: () => Reservation } & Partial<AlbumOptions> = {},
 ) {
-  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+  const store = new MemoryJobStore({ retentionCount: 100, retentionMs: 60_000 })
   const calls: Call[] = []
   const reserved = { taken: 0, released: 0 }
   const imgur = {
@@ -48,7 +49,7 @@ function setup(
   )
   t.after(async () => {
     await albums.close(0)
-    store.close()
+    await store.close()
   })
   const nextCall = async () => {
     while (calls.length === 0) await once(albums, 'attempt')
@@ -58,31 +59,38 @@ function setup(
 }
 
 /** A job that asked for an album, its items settled as given: a link (and handles) or a failure. */
-function settle(
-  store: JobStore,
+async function settle(
+  store: MemoryJobStore,
   outcomes: Array<{ id: string } | 'failed'>,
   album: { title?: string; description?: string } = { title: 'Trip' },
   clientId?: string,
-): Job {
+): Promise<JobView> {
   const urls = outcomes.map((_, index) => `https://origin.example/${index}.png`)
   const job = createJob(urls, urls, { album, clientId })
-  store.add(job)
-  job.items.forEach((item, index) => {
-    const outcome = outcomes[index]
-    store.start(job, item)
-    if (outcome === 'failed' || outcome === undefined) {
-      store.fail(job, item, { code: 'download_http_error', message: 'the origin answered 404' })
+  await store.add(job)
+  for (const [index, outcome] of outcomes.entries()) {
+    await store.start(job.id, index)
+    if (outcome === 'failed') {
+      await store.fail(job.id, index, { code: 'download_http_error', message: 'the origin answered 404' })
     } else {
       const link = `https://i.imgur.com/${outcome.id}.png`
-      store.complete(job, item, { link, reused: false, imageId: outcome.id, deletehash: `dh-${outcome.id}` })
+      await store.complete(job.id, index, {
+        link,
+        reused: false,
+        imageId: outcome.id,
+        deletehash: `dh-${outcome.id}`,
+      })
     }
-  })
-  return job
+  }
+  // The memory store's view is the live job: the album step's changes show in it.
+  const view = await store.get(job.id)
+  assert.ok(view)
+  return view
 }
 
 test('an anonymous album gets every uploaded image once, by deletehash, in submission order', async (t) => {
   const { store, albums, nextCall, reserved } = setup(t)
-  const job = settle(store, [{ id: 'b' }, 'failed', { id: 'a' }, { id: 'b' }], {
+  const job = await settle(store, [{ id: 'b' }, 'failed', { id: 'a' }, { id: 'b' }], {
     title: 'Trip',
     description: 'days',
   })
@@ -109,13 +117,13 @@ test('an anonymous album gets every uploaded image once, by deletehash, in submi
 
 test("in account mode the album names image ids; a job's own client id stays anonymous", async (t) => {
   const { store, nextCall } = setup(t, { account: true })
-  settle(store, [{ id: 'x' }, { id: 'y' }])
+  await settle(store, [{ id: 'x' }, { id: 'y' }])
   const call = await nextCall()
   assert.deepEqual(call.input.ids, ['x', 'y'])
   assert.equal(call.input.deletehashes, undefined)
   call.resolve({ id: 'AlB1234', link: 'https://imgur.com/a/AlB1234' })
 
-  settle(store, [{ id: 'z' }], {}, 'job-client')
+  await settle(store, [{ id: 'z' }], {}, 'job-client')
   const own = await nextCall()
   assert.deepEqual(
     [own.input.deletehashes, own.input.ids, own.input.clientId],
@@ -126,9 +134,9 @@ test("in account mode the album names image ids; a job's own client id stays ano
 
 test('with no image uploaded the album fails as album_empty and Imgur is not called', async (t) => {
   const { store, albums, calls, reserved } = setup(t)
-  const completed: Job[] = []
+  const completed: JobView[] = []
   store.on('complete', (job) => completed.push(job))
-  const job = settle(store, ['failed', 'failed'])
+  const job = await settle(store, ['failed', 'failed'])
   await albums.onIdle()
   assert.equal(job.album?.state, 'failed')
   assert.equal(job.album?.reason?.code, 'album_empty')
@@ -142,7 +150,7 @@ test('a retryable failure is retried, each attempt with its own budget reservati
   const { store, albums, nextCall, reserved } = setup(t)
   const retries: string[] = []
   albums.on('retry', ({ code }) => retries.push(code))
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   ;(await nextCall()).reject(new ServiceError('imgur_unavailable', 'Imgur answered 500', { retryable: true }))
   ;(await nextCall()).resolve(MADE)
   await albums.onIdle()
@@ -153,7 +161,7 @@ test('a retryable failure is retried, each attempt with its own budget reservati
 
 test('a permanent failure fails the album at once with its reason; the job is complete', async (t) => {
   const { store, albums, nextCall } = setup(t)
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   ;(await nextCall()).reject(new ServiceError('imgur_forbidden', 'Imgur refused the request (403)'))
   await albums.onIdle()
   assert.deepEqual(job.album?.reason, { code: 'imgur_forbidden', message: 'Imgur refused the request (403)' })
@@ -162,7 +170,7 @@ test('a permanent failure fails the album at once with its reason; the job is co
 
 test('retries end after maxAttempts with the last reason', async (t) => {
   const { store, albums, nextCall } = setup(t)
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   for (let attempt = 1; attempt <= 3; attempt += 1) {
     ;(await nextCall()).reject(new ServiceError('imgur_timeout', `attempt ${attempt}`, { retryable: true }))
   }
@@ -173,7 +181,7 @@ test('retries end after maxAttempts with the last reason', async (t) => {
 test('a rate-limit wait past maxRateLimitWaitMs fails the album without calling Imgur', async (t) => {
   const resetAt = Date.UTC(2030, 0, 1)
   const { store, albums, calls } = setup(t, { reserve: () => ({ ok: false, waitMs: 3_600_000, resetAt }) })
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   await albums.onIdle()
   assert.equal(job.album?.reason?.code, 'imgur_rate_limited')
   assert.match(job.album?.reason?.message ?? '', /spent until 2030-01-01T00:00:00\.000Z/)
@@ -182,7 +190,7 @@ test('a rate-limit wait past maxRateLimitWaitMs fails the album without calling 
 
 test('a 429 asking for longer than this service waits fails the album, naming the reset', async (t) => {
   const { store, albums, nextCall } = setup(t, { maxRateLimitWaitMs: 1000 })
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   ;(await nextCall()).reject(
     new ServiceError('imgur_rate_limited', "Imgur's rate limit was reached", {
       retryable: true,
@@ -200,7 +208,7 @@ test('a short rate-limit wait is waited out, then the album is made', async (t) 
     reserve: () =>
       refusals-- > 0 ? { ok: false, waitMs: 1, resetAt: Date.now() + 1 } : { ok: true, release: () => {} },
   })
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   ;(await nextCall()).resolve(MADE)
   await albums.onIdle()
   assert.equal(job.album?.state, 'complete')
@@ -208,7 +216,7 @@ test('a short rate-limit wait is waited out, then the album is made', async (t) 
 
 test('an unexpected error settles the album failed as internal_error, never leaving the job stuck', async (t) => {
   const { store, albums, nextCall } = setup(t)
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   ;(await nextCall()).reject(new TypeError('boom'))
   await albums.onIdle()
   assert.equal(job.album?.reason?.code, 'internal_error')
@@ -217,13 +225,13 @@ test('an unexpected error settles the album failed as internal_error, never leav
 })
 
 test('close cancels an album in flight or waiting to retry, and any album asked for afterwards', async (t) => {
-  const { store, albums, nextCall } = setup(t, {
+  const { store, albums, calls, nextCall } = setup(t, {
     retry: { maxAttempts: 3, baseDelayMs: 3_600_000, maxDelayMs: 3_600_000, random: () => 1 },
     maxRateLimitWaitMs: 7_200_000,
   })
-  const inFlight = settle(store, [{ id: 'a' }])
+  const inFlight = await settle(store, [{ id: 'a' }])
   const first = await nextCall()
-  const waiting = settle(store, [{ id: 'b' }])
+  const waiting = await settle(store, [{ id: 'b' }])
   const second = await nextCall()
   const retry = once(albums, 'retry')
   second.reject(new ServiceError('imgur_unavailable', 'Imgur answered 503', { retryable: true }))
@@ -237,14 +245,16 @@ test('close cancels an album in flight or waiting to retry, and any album asked 
     assert.equal(job.album?.reason?.code, 'cancelled')
     assert.equal(jobStatus(job), 'complete')
   }
-  const late = settle(store, [{ id: 'c' }])
-  assert.equal(late.album?.reason?.code, 'cancelled')
+  const late = await settle(store, [{ id: 'c' }])
+  assert.equal(late.album?.reason?.code, 'cancelled', 'cancelled at once, without calling Imgur')
+  await albums.onIdle()
   assert.equal(albums.active, 0)
+  assert.equal(calls.length, 0)
 })
 
 test('close lets an album in flight finish within the grace period', async (t) => {
   const { store, albums, nextCall } = setup(t)
-  const job = settle(store, [{ id: 'a' }])
+  const job = await settle(store, [{ id: 'a' }])
   const call = await nextCall()
   const closing = albums.close(60_000)
   call.resolve(MADE)
@@ -252,8 +262,8 @@ test('close lets an album in flight finish within the grace period', async (t) =
   assert.equal(job.album?.state, 'complete')
 })
 
-test('construction checks maxRateLimitWaitMs', () => {
-  const store = new JobStore({ retentionCount: 1, retentionMs: 1 })
+test('construction checks maxRateLimitWaitMs', async () => {
+  const store = new MemoryJobStore({ retentionCount: 1, retentionMs: 1 })
   assert.throws(
     () =>
       new Albums(
@@ -262,5 +272,5 @@ test('construction checks maxRateLimitWaitMs', () => {
       ),
     /^TypeError: Expected `maxRateLimitWaitMs` to be an integer >= 0, got `-1`$/,
   )
-  store.close()
+  await store.close()
 })

@@ -16,7 +16,7 @@ test('without WEBHOOK_SECRET a webhookUrl is refused with webhooks_disabled, and
   const body = response.json()
   assert.equal(body.error, 'webhooks_disabled')
   assert.match(body.message, /WEBHOOK_SECRET/)
-  assert.equal(h.service.store.size, 0)
+  assert.equal((await h.service.store.stats()).jobs, 0)
   // Without a webhookUrl the submission goes through, and the status has no webhook.
   const status = await h.run([`${h.origin.url}/img/1.png`])
   assert.equal(status.status, 'complete')
@@ -55,10 +55,10 @@ test('a webhookUrl outside the download rules is refused with invalid_webhook_ur
   })
   assert.equal(wrongType.statusCode, 400)
   assert.equal(wrongType.json().error, 'invalid_body')
-  assert.equal(h.service.store.size, 0)
+  assert.equal((await h.service.store.stats()).jobs, 0)
   // Exactly 2048 characters is fine; addresses are judged at delivery, not here.
   const longest = `http://127.0.0.1:9/${'a'.repeat(2048 - 'http://127.0.0.1:9/'.length)}`
   assert.equal(longest.length, 2048)
   await h.submit([`${h.origin.url}/img/1.png`], { webhookUrl: longest })
-  assert.equal(h.service.store.size, 1)
+  assert.equal((await h.service.store.stats()).jobs, 1)
 })

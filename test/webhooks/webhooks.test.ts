@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { type TestContext, test } from 'node:test'
 import { createJob } from '../../src/jobs/model.ts'
-import { JobStore } from '../../src/jobs/store.ts'
+import { MemoryJobStore } from '../../src/jobs/store.ts'
 import { createLogger } from '../../src/log.ts'
 import { type WebhookOptions, Webhooks } from '../../src/webhooks/delivery.ts'
 import { startReceiver } from '../helpers/receiver.ts'
@@ -10,7 +10,7 @@ const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
 const log = createLogger('silent')
 
 function build(t: TestContext, options: Partial<WebhookOptions> = {}) {
-  const store = new JobStore({ retentionCount: 100, retentionMs: 60_000 })
+  const store = new MemoryJobStore({ retentionCount: 100, retentionMs: 60_000 })
   const webhooks = new Webhooks(
     {
       secret: SECRET,
@@ -23,24 +23,29 @@ function build(t: TestContext, options: Partial<WebhookOptions> = {}) {
   )
   t.after(async () => {
     await webhooks.close()
-    store.close()
+    await store.close()
   })
   return { store, webhooks }
 }
 
 /** A job with one URL, failed at once: the store then says it is complete. */
-function completeJob(store: JobStore, webhookUrl: string | undefined) {
+async function completeJob(store: MemoryJobStore, webhookUrl: string | undefined) {
   const job = createJob(['https://a.test/1.png'], [], { webhookUrl })
-  store.add(job)
-  store.fail(job, job.items[0] as never, {
+  await store.add(job)
+  await store.fail(job.id, 0, {
     code: 'download_http_status',
     message: 'origin answered HTTP 404',
   })
-  return job
+  return job.id
+}
+
+/** The job's webhook as the store shows it now. */
+async function webhookOf(store: MemoryJobStore, jobId: string) {
+  return (await store.get(jobId))?.webhook
 }
 
 test('options are checked at construction with exact messages', (t) => {
-  const store = new JobStore({ retentionCount: 1, retentionMs: 1 })
+  const store = new MemoryJobStore({ retentionCount: 1, retentionMs: 1 })
   t.after(() => store.close())
   const base = { secret: SECRET, retryDelaysMs: [], allowPrivateNetworks: false, userAgent: 'ua' }
   const cases: Array<[Partial<WebhookOptions>, RegExp]> = [
@@ -59,13 +64,15 @@ test('deliveries past the concurrency wait their turn and are all made', async (
   const receiver = await startReceiver(['hang'], 204)
   t.after(() => receiver.close())
   const { store, webhooks } = build(t, { concurrency: 1, timeoutMs: 150 })
-  const jobs = [1, 2, 3].map(() => completeJob(store, `${receiver.url}/hook`))
-  completeJob(store, undefined)
+  const jobs: string[] = []
+  for (let n = 0; n < 3; n += 1) jobs.push(await completeJob(store, `${receiver.url}/hook`))
+  await completeJob(store, undefined)
   assert.equal(webhooks.pending, 3)
   await webhooks.onIdle()
   assert.equal(receiver.received.length, 3)
+  const webhooksNow = await Promise.all(jobs.map((job) => webhookOf(store, job)))
   assert.deepEqual(
-    jobs.map((job) => job.webhook && { ...job.webhook, url: undefined }),
+    webhooksNow.map((webhook) => webhook && { ...webhook, url: undefined }),
     [
       { url: undefined, state: 'failed', attempts: 1, lastError: 'no answer within 150 ms' },
       { url: undefined, state: 'delivered', attempts: 1, lastError: undefined },
@@ -74,7 +81,7 @@ test('deliveries past the concurrency wait their turn and are all made', async (
   )
   assert.deepEqual(
     receiver.received.map((call) => JSON.parse(call.body).data.jobId),
-    jobs.map((job) => job.id),
+    jobs,
     'in the order the jobs completed',
   )
   assert.equal(receiver.received[0]?.headers['user-agent'], 'test-agent/1')
@@ -82,9 +89,9 @@ test('deliveries past the concurrency wait their turn and are all made', async (
 
 test('a stored webhook URL that cannot be parsed fails at once without a request', async (t) => {
   const { store, webhooks } = build(t)
-  const job = completeJob(store, 'not a url')
+  const job = await completeJob(store, 'not a url')
   await webhooks.onIdle()
-  assert.deepEqual(job.webhook, {
+  assert.deepEqual(await webhookOf(store, job), {
     url: 'not a url',
     state: 'failed',
     attempts: 1,

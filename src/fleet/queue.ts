@@ -1,0 +1,388 @@
+/**
+ * The fleet's queue: every URL is one BullMQ job in Redis, run by the workers of every replica.
+ * Its priority is its position in its job, so jobs interleave (a one-URL job submitted behind a
+ * 1,000-URL one starts on the next free worker). BullMQ holds only ids and the URL: the job and
+ * its items live in the store, which stays their only writer. Retries keep the memory queue's
+ * policy: the item is moved back to BullMQ's delayed set for the wait the policy gives.
+ * Facts and pitfalls: /work/shared/notes/scale-out.md
+ */
+import { EventEmitter } from 'node:events'
+import { type Job as BullJob, DelayedError, Queue, WaitingError, Worker } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { Reservation } from '../budgets.ts'
+import { isServiceError, ServiceError } from '../errors.ts'
+import type { JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
+import { createJob, itemBytes, type JobOptions, type Outcome, type Reason } from '../jobs/model.ts'
+import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
+import { HostSlots, hostOf } from '../jobs/turns.ts'
+
+/** What BullMQ holds of an item: where it is, and what its worker needs without reading the job. */
+export type ItemData = { jobId: string; index: number; target: string; clientId?: string | undefined }
+
+export type FleetQueueOptions = {
+  prefix: string
+  /** Items this replica works on at once (UPLOAD_CONCURRENCY); 0 takes no work (ROLE=api). */
+  concurrency: number
+  /** Per replica: each replica keeps its own count of downloads per host. */
+  perHostConcurrency: number
+  maxPendingItems: number
+  maxPendingBytes: number
+  maxRateLimitWaitMs: number
+  retry: RetryPolicy
+  /** A replica's lock on an item; one silent this long has its items taken up by the others. */
+  lockMs: number
+  now?: () => number
+}
+
+export type FleetQueueDeps = {
+  store: JobStore
+  /** Commands that must fail fast when Redis is gone (submissions, cancels). */
+  redis: Redis
+  /** The workers' connection (BullMQ needs `maxRetriesPerRequest: null` on it); none with no workers. */
+  workerRedis: Redis | undefined
+  budgets: { reserve(key: string, now: number): Reservation | Promise<Reservation> }
+  credentialKey: (clientId: string | undefined) => string
+  work: Work
+  log: Logger
+}
+
+const QUEUE = 'items'
+/** BullMQ's lowest priority; positions past it share it (and then run in submission order). */
+const MAX_PRIORITY = 2_097_152
+/** How long a credential Imgur refused stays refused for every replica (its items fail at once). */
+const REFUSED_MS = 60_000
+/** Stall recoveries are counted as attempts; BullMQ itself never fails a stalled item. */
+const MAX_STALLS = 1_000
+
+const CANCELLED: Reason = {
+  code: 'cancelled',
+  message: 'the client cancelled the job before this URL finished',
+}
+
+export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
+  readonly #options: FleetQueueOptions
+  readonly #deps: FleetQueueDeps
+  readonly #now: () => number
+  readonly #queue: Queue<ItemData>
+  readonly #worker: Worker<ItemData> | undefined
+  readonly #hosts: HostSlots
+  readonly #hostWaiters: Array<() => void> = []
+  readonly #cancels: Redis
+  /** This replica's items in flight, by BullMQ id, with what aborts each. */
+  readonly #running = new Map<string, { jobId: string; controller: AbortController }>()
+  readonly #shutdown = new AbortController()
+  #closed = false
+  #full = false
+  #refresh: NodeJS.Timeout | undefined
+
+  constructor(options: FleetQueueOptions, deps: FleetQueueDeps) {
+    super()
+    for (const key of ['concurrency', 'perHostConcurrency', 'maxPendingItems', 'lockMs'] as const) {
+      const min = key === 'concurrency' ? 0 : 1
+      if (!Number.isInteger(options[key]) || options[key] < min) {
+        throw new TypeError(`Expected \`${key}\` to be an integer >= ${min}, got \`${options[key]}\``)
+      }
+    }
+    this.#options = options
+    this.#deps = deps
+    this.#now = options.now ?? Date.now
+    this.#hosts = new HostSlots(options.perHostConcurrency)
+    this.#queue = new Queue<ItemData>(QUEUE, { connection: deps.redis, prefix: options.prefix })
+    this.#queue.on('error', (error) => deps.log.warn({ err: error }, 'queue connection error'))
+    if (options.concurrency > 0 && deps.workerRedis !== undefined) {
+      this.#worker = new Worker<ItemData>(QUEUE, (job, token) => this.#process(job, token), {
+        connection: deps.workerRedis,
+        prefix: options.prefix,
+        concurrency: options.concurrency,
+        lockDuration: options.lockMs,
+        stalledInterval: options.lockMs,
+        maxStalledCount: MAX_STALLS,
+        removeOnComplete: { count: 0 },
+        removeOnFail: { count: 0 },
+      })
+      this.#worker.on('error', (error) => deps.log.warn({ err: error }, 'worker connection error'))
+      this.#worker.on('stalled', (id) =>
+        deps.log.warn({ item: id }, 'item taken up again: its replica stopped'),
+      )
+    }
+    // A cancel made at any replica aborts this replica's transfers of that job.
+    this.#cancels = deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null })
+    this.#cancels.on('error', () => {})
+    this.#cancels.subscribe(this.#channel).catch(() => {})
+    this.#cancels.on('message', (_channel: string, jobId: string) => this.#abortJob(jobId))
+    this.#refresh = setInterval(() => this.#checkFull(), 1_000)
+    this.#refresh.unref()
+  }
+
+  get #channel(): string {
+    return `${this.#options.prefix}:cancel`
+  }
+
+  get active(): number {
+    return this.#running.size
+  }
+
+  get accepting(): boolean {
+    return this.refusal === undefined
+  }
+
+  get refusal(): Refusal | undefined {
+    if (this.#closed) return 'shutting_down'
+    if (this.#deps.redis.status !== 'ready') return 'store_unavailable'
+    return this.#full ? 'queue_full' : undefined
+  }
+
+  async submit(
+    urls: readonly string[],
+    targets: readonly string[],
+    options: JobOptions = {},
+  ): Promise<JobView> {
+    const { store, log } = this.#deps
+    if (this.#closed) {
+      throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
+        retryAfterMs: 10_000,
+      })
+    }
+    const { maxPendingItems, maxPendingBytes } = this.#options
+    const stats = await store.stats()
+    if (stats.pendingItems + urls.length > maxPendingItems) {
+      throw new ServiceError(
+        'queue_full',
+        `the fleet has ${stats.pendingItems} URLs waiting (limit ${maxPendingItems}); submit again later`,
+        { retryAfterMs: 30_000 },
+      )
+    }
+    const job = createJob(urls, targets, options, this.#now())
+    let bytes = 0
+    for (const item of job.items) bytes += itemBytes(item)
+    if (stats.pendingBytes + bytes > maxPendingBytes) {
+      throw new ServiceError(
+        'queue_full',
+        `the URLs waiting would take more memory than the fleet allows (${maxPendingBytes} bytes); submit again later`,
+        { retryAfterMs: 30_000 },
+      )
+    }
+    await store.add(job)
+    try {
+      await this.#queue.addBulk(
+        job.items.map((item, index) => ({
+          name: 'item',
+          data: {
+            jobId: job.id,
+            index,
+            target: item.target,
+            ...(job.clientId && { clientId: job.clientId }),
+          },
+          opts: {
+            jobId: `${job.id}.${index}`,
+            priority: Math.min(index + 1, MAX_PRIORITY),
+            removeOnComplete: true,
+            removeOnFail: true,
+          },
+        })),
+      )
+    } catch (error) {
+      // Never a job with nothing queued for it: its items fail (the client gets the 503, not its id).
+      await store.cancel(job.id, UNQUEUED).catch(() => {})
+      log.error({ err: error, jobId: job.id }, 'job could not be queued')
+      throw unavailable(error)
+    }
+    return job
+  }
+
+  async cancel(jobId: string): Promise<number> {
+    const { store, redis, log } = this.#deps
+    const cancelled = await store.cancel(jobId, CANCELLED)
+    if (cancelled.length === 0) return 0
+    // Waiting items leave the queue; those running anywhere are aborted by their replica.
+    await Promise.allSettled(cancelled.map((index) => this.#queue.remove(`${jobId}.${index}`)))
+    await redis.publish(this.#channel, jobId).catch(() => {})
+    this.#abortJob(jobId)
+    for (const index of cancelled)
+      this.emit('settled', { jobId, index, outcome: 'failed', code: CANCELLED.code })
+    log.info({ jobId, items: cancelled.length }, 'job cancelled')
+    return cancelled.length
+  }
+
+  /** Resolves once the fleet has nothing pending and this replica nothing in flight. */
+  async onIdle(): Promise<void> {
+    for (;;) {
+      const stats = await this.#deps.store.stats().catch(() => undefined)
+      if (stats?.pendingItems === 0 && this.#running.size === 0) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  /**
+   * Stops taking items; lets those in flight finish for up to `graceMs`; then aborts the rest and
+   * hands them back to the queue, where another replica (or this one, restarted) takes them up.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#refresh)
+    const worker = this.#worker
+    if (worker !== undefined) {
+      await worker.pause(true).catch(() => {})
+      const deadline = Date.now() + graceMs
+      while (this.#running.size > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      this.#shutdown.abort(new ServiceError('cancelled', 'the replica is stopping'))
+      await worker.close()
+    }
+    await this.#queue.close()
+    this.#cancels.disconnect()
+  }
+
+  async #checkFull(): Promise<void> {
+    const stats = await this.#deps.store.stats().catch(() => undefined)
+    if (stats === undefined) return
+    this.#full =
+      stats.pendingItems >= this.#options.maxPendingItems ||
+      stats.pendingBytes >= this.#options.maxPendingBytes
+  }
+
+  #abortJob(jobId: string): void {
+    for (const running of this.#running.values()) {
+      if (running.jobId === jobId) running.controller.abort(new ServiceError('cancelled', CANCELLED.message))
+    }
+  }
+
+  /** One attempt at one item, run by BullMQ on this replica. */
+  async #process(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
+    const { jobId, index, target, clientId } = bull.data
+    const { store, log } = this.#deps
+    const key = this.#deps.credentialKey(clientId)
+    const refused = await this.#deps.redis.get(`${this.#options.prefix}:refused:${key}`).catch(() => null)
+    if (refused !== null) {
+      await this.#fail(jobId, index, JSON.parse(refused) as Reason)
+      return
+    }
+    const budget = await this.#deps.budgets.reserve(key, this.#now())
+    if (!budget.ok) {
+      if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
+        await this.#fail(jobId, index, {
+          code: 'imgur_rate_limited',
+          message: `Imgur's upload budget for this client id is spent until ${new Date(budget.resetAt).toISOString()}; submit again after then`,
+        })
+        return
+      }
+      // Back to the queue until the budget's reset: no attempt is spent, and no worker waits.
+      await bull.moveToDelayed(this.#now() + Math.max(budget.waitMs, 1), token)
+      throw new DelayedError()
+    }
+    const freeHost = await this.#hostSlot(hostOf(target))
+    const controller = new AbortController()
+    try {
+      const attempt = await store.start(jobId, index)
+      // Cancelled, or its job expired: nothing to do.
+      if (attempt === undefined) return
+      // A replica that stops mid-item leaves it to stall recovery, which runs it again: counted here.
+      if (attempt > this.#options.retry.maxAttempts) {
+        await this.#fail(jobId, index, {
+          code: 'worker_lost',
+          message: `the replicas working on this URL stopped before finishing it, ${attempt - 1} times; submit it again`,
+        })
+        return
+      }
+      this.#running.set(bull.id as string, { jobId, controller })
+      this.emit('attempt', { jobId, index })
+      let outcome: Outcome
+      try {
+        outcome = await this.#deps.work(
+          { jobId, index, target, clientId },
+          AbortSignal.any([this.#shutdown.signal, controller.signal]),
+          freeHost,
+        )
+      } catch (error) {
+        return await this.#failed(bull, token, bull.data, attempt, error)
+      }
+      if (await store.complete(jobId, index, outcome)) {
+        log.info({ jobId, index, link: outcome.link, attempts: attempt }, 'item complete')
+        this.emit('settled', { jobId, index, outcome: 'complete' })
+      } else {
+        log.info({ jobId, index, link: outcome.link }, 'item uploaded after its job was cancelled')
+      }
+    } finally {
+      this.#running.delete(bull.id as string)
+      freeHost()
+      budget.release()
+    }
+  }
+
+  async #failed(
+    bull: BullJob<ItemData>,
+    token: string | undefined,
+    { jobId, index, clientId }: ItemData,
+    attempt: number,
+    error: unknown,
+  ): Promise<void> {
+    const { store, log } = this.#deps
+    if (this.#shutdown.signal.aborted) {
+      // Stopping: the item goes back to the queue as it is, for another replica.
+      await bull.moveToWait(token)
+      throw new WaitingError()
+    }
+    let reason: Reason = isServiceError(error)
+      ? { code: error.code, message: error.message }
+      : { code: 'internal_error', message: 'an unexpected error occurred while processing this URL' }
+    // Cancelled while it ran: the store has failed it already.
+    if (reason.code === 'cancelled') return
+    if (reason.code === 'internal_error') log.error({ err: error, jobId }, 'worker error')
+    const delayMs = retryDelay(this.#options.retry, error, attempt)
+    if (delayMs !== undefined && delayMs > this.#options.maxRateLimitWaitMs) {
+      const resetAt = new Date(this.#now() + delayMs).toISOString()
+      reason = {
+        code: reason.code,
+        message: `${reason.message}; Imgur's budget resets at ${resetAt}, later than this service waits`,
+      }
+    } else if (delayMs !== undefined) {
+      log.info({ jobId, index, code: reason.code, attempt, delayMs }, 'item will be retried')
+      await store.retrying(jobId, index)
+      this.emit('retry', { jobId, index, code: reason.code, delayMs })
+      await bull.moveToDelayed(this.#now() + Math.max(delayMs, 1), token)
+      throw new DelayedError()
+    }
+    if (isServiceError(error) && error.failsRest) {
+      // Every replica fails this credential's items at once for a while (they cannot succeed).
+      const key = this.#deps.credentialKey(clientId)
+      await this.#deps.redis
+        .set(`${this.#options.prefix}:refused:${key}`, JSON.stringify(reason), 'PX', REFUSED_MS)
+        .catch(() => {})
+    }
+    await this.#fail(jobId, index, reason)
+  }
+
+  async #fail(jobId: string, index: number, reason: Reason): Promise<void> {
+    if (!(await this.#deps.store.fail(jobId, index, reason))) return
+    this.#deps.log.warn({ jobId, index, code: reason.code, reason: reason.message }, 'item failed')
+    this.emit('settled', { jobId, index, outcome: 'failed', code: reason.code })
+  }
+
+  /** A download slot of `host` on this replica, waited for while the host is busy. */
+  async #hostSlot(host: string): Promise<() => void> {
+    while (!this.#hosts.free(host)) await new Promise<void>((resolve) => this.#hostWaiters.push(resolve))
+    const release = this.#hosts.take(host)
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      release()
+      // Every waiter looks again; those whose host is still busy wait anew.
+      for (const wake of this.#hostWaiters.splice(0)) wake()
+    }
+  }
+}
+
+const UNQUEUED: Reason = {
+  code: 'store_unavailable',
+  message: 'the job could not be queued: Redis could not be reached',
+}
+
+function unavailable(cause: unknown): ServiceError {
+  return new ServiceError('store_unavailable', 'Redis cannot be reached; try again shortly', {
+    retryAfterMs: 5_000,
+    cause,
+  })
+}
