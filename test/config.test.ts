@@ -176,3 +176,41 @@ test('webhook and idempotency settings: defaults and checks', () => {
     },
   )
 })
+
+test('fleet settings: memory mode by default; REDIS_URL, ROLE, REDIS_PREFIX and FLEET_LOCK_MS checked', () => {
+  const memory = loadConfig({})
+  assert.deepEqual(
+    [memory.redisUrl, memory.role, memory.redisPrefix, memory.fleetLockMs],
+    [undefined, 'all', 'iu', 30_000],
+  )
+  const fleet = loadConfig({
+    REDIS_URL: 'redis://user:secret@redis.internal:6380/2',
+    ROLE: 'worker',
+    REDIS_PREFIX: 'prod:eu',
+    FLEET_LOCK_MS: '5000',
+  })
+  assert.deepEqual(
+    [fleet.redisUrl, fleet.role, fleet.redisPrefix, fleet.fleetLockMs],
+    ['redis://user:secret@redis.internal:6380/2', 'worker', 'prod:eu', 5000],
+  )
+  assert.throws(
+    () =>
+      loadConfig({
+        REDIS_URL: 'http://redis:6379',
+        ROLE: 'everything',
+        REDIS_PREFIX: 'a b',
+        FLEET_LOCK_MS: '10',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.deepEqual(error.problems, [
+        'Expected `REDIS_URL` to be a redis:// or rediss:// URL, got `http://redis:6379`',
+        'Expected `ROLE` to be all, api or worker, got `everything`',
+        'Expected `REDIS_PREFIX` to be 1 to 64 letters, digits or `_.:-`, got `a b`',
+        'Expected `FLEET_LOCK_MS` to be an integer from 1000 to 3600000, got `10`',
+      ])
+      return true
+    },
+  )
+  assert.throws(() => loadConfig({ ROLE: 'api' }), /Expected `REDIS_URL` with `ROLE=api`/)
+})
