@@ -149,6 +149,8 @@ export async function createService(config: Config, log: Logger, overrides: Serv
   return {
     store,
     queue,
+    /** Idempotency-Keys: a fleet's are shared in Redis; undefined, the app keeps its own. */
+    idempotency: fleet?.idempotency,
     budgets,
     albums,
     imgur,

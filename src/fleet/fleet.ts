@@ -10,6 +10,7 @@ import type { Config } from '../config.ts'
 import type { Work } from '../jobs/contract.ts'
 import type { RetryPolicy } from '../jobs/retry.ts'
 import { RedisBudgets } from './budgets.ts'
+import { RedisIdempotencyKeys } from './idempotency.ts'
 import { FleetQueue } from './queue.ts'
 import { connectRedis, whenReady } from './redis.ts'
 import { RedisJobStore } from './store.ts'
@@ -62,6 +63,12 @@ export async function joinFleet(config: Config, log: Logger) {
     maxEntries: config.budgetMaxEntries,
   })
   const uploads = new SharedUploads({ redis, prefix, log: fleetLog })
+  const idempotency = new RedisIdempotencyKeys({
+    redis,
+    prefix,
+    ttlMs: config.idempotencyTtlMs,
+    log: fleetLog,
+  })
   // BullMQ's workers block on Redis and must never give up a command (`maxRetriesPerRequest: null`).
   const workerRedis = config.role === 'api' ? undefined : new Redis(url, { maxRetriesPerRequest: null })
   workerRedis?.on('error', () => {})
@@ -71,6 +78,7 @@ export async function joinFleet(config: Config, log: Logger) {
     store,
     budgets,
     uploads,
+    idempotency,
     /** The queue, once the worker it runs is known. */
     queue(work: Work, credentialKey: (clientId: string | undefined) => string, retry: RetryPolicy) {
       return new FleetQueue(

@@ -8,7 +8,7 @@ import type { Config } from '../config.ts'
 import { isServiceError } from '../errors.ts'
 import type { JobQueue, JobStore } from '../jobs/contract.ts'
 import { clientOf, registerAccess } from './access.ts'
-import { IdempotencyKeys } from './idempotency.ts'
+import { IdempotencyKeys, type IdempotencyStore } from './idempotency.ts'
 import { registerOpenApi } from './openapi.ts'
 import { operations } from './operations.ts'
 import { Quotas } from './quotas.ts'
@@ -21,6 +21,8 @@ export type AppDeps = {
   queue: JobQueue
   budgets: Pick<Budgets, 'snapshot'>
   log: Logger
+  /** Where Idempotency-Keys are kept: a fleet's Redis; default: this process. */
+  idempotency?: IdempotencyStore | undefined
   /** The clock of the submission limits and Idempotency-Keys (tests move it across minutes, days and TTLs). */
   now?: () => number
 }
@@ -54,7 +56,7 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'Content-Length does not match the body'],
 }
 
-export function buildApp({ config, store, queue, budgets, log, now }: AppDeps) {
+export function buildApp({ config, store, queue, budgets, log, now, idempotency }: AppDeps) {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
@@ -127,7 +129,7 @@ export function buildApp({ config, store, queue, budgets, log, now }: AppDeps) {
     store,
     queue,
     quotas,
-    idempotency: new IdempotencyKeys({ ttlMs: config.idempotencyTtlMs, ...(now && { now }) }),
+    idempotency: idempotency ?? new IdempotencyKeys({ ttlMs: config.idempotencyTtlMs, ...(now && { now }) }),
     maxUrlsPerJob: config.maxUrlsPerJob,
     webhooks: config.webhookSecret !== undefined,
     streams: {

@@ -38,6 +38,10 @@ type Entry = {
 
 /** The first request with a key: `remember` its successful answer, or `forget` the key. */
 export type Claim = { remember(answer: Answer): void; forget(): void }
+/** What a lookup finds: the answer to replay, or a claim on a new key. */
+export type Found = { replay: Answer } | { claim: Claim }
+/** Where keys are kept: this process (below), or a fleet's Redis (src/fleet/idempotency.ts). */
+export type IdempotencyStore = { claim(scope: string, key: string, body: unknown): Found | Promise<Found> }
 
 export type IdempotencyOptions = { ttlMs: number; maxKeys?: number; now?: () => number }
 
@@ -70,7 +74,7 @@ export class IdempotencyKeys {
    * key when it is new (or expired). Throws 422 when the key came with another body, 409 while the
    * first request with it is still being answered.
    */
-  claim(scope: string, key: string, body: unknown): { replay: Answer } | { claim: Claim } {
+  claim(scope: string, key: string, body: unknown): Found {
     const now = this.#now()
     this.#expire(now)
     const id = createHash('sha256').update(`${scope}\n${key}`).digest('base64url')
@@ -148,13 +152,13 @@ export function canonicalJson(value: unknown, depth = 0): string {
  * validated), `onSend` remembers a 2xx answer or forgets the key, `onResponse` forgets a key whose
  * answer was never sent.
  */
-export function idempotent(keys: IdempotencyKeys, scopeOf: (request: FastifyRequest) => string) {
+export function idempotent(keys: IdempotencyStore, scopeOf: (request: FastifyRequest) => string) {
   const claims = new WeakMap<FastifyRequest, Claim>()
   return {
     preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
       const header = request.headers['idempotency-key']
       if (header === undefined) return
-      const found = keys.claim(scopeOf(request), parseKey(header), request.body)
+      const found = await keys.claim(scopeOf(request), parseKey(header), request.body)
       if ('claim' in found) return void claims.set(request, found.claim)
       const { statusCode, location, body } = found.replay
       if (location !== undefined) reply.header('location', location)

@@ -7,7 +7,7 @@ import { parseSubmittedUrls } from '../urls.ts'
 import { checkWebhookUrl } from '../webhooks/submission.ts'
 import { clientOf } from './access.ts'
 import { createEventStreams, type EventStreamOptions } from './events.ts'
-import { type IdempotencyKeys, idempotent } from './idempotency.ts'
+import { type IdempotencyStore, idempotent } from './idempotency.ts'
 import { Pager } from './pages.ts'
 import type { Quotas } from './quotas.ts'
 import {
@@ -27,7 +27,7 @@ export type RoutesOptions = {
   store: JobStore
   queue: JobQueue
   quotas: Quotas
-  idempotency: IdempotencyKeys
+  idempotency: IdempotencyStore
   maxUrlsPerJob: number
   streams: EventStreamOptions
   /** WEBHOOK_SECRET is set: submissions may carry a webhookUrl. */
