@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
 import { after, before, type TestContext, test } from 'node:test'
+import { Redis } from 'ioredis'
 import type { StatusDocument } from '../../src/http/schemas.ts'
 import { createSandbox, type Sandbox } from '../../src/sandbox/sandbox.ts'
 import {
@@ -354,4 +355,22 @@ test('fairness across replicas: a one-URL job submitted behind a big job complet
     `${meanwhile.uploaded.pending.length} of ${big.length} still pending`,
   )
   assertAllComplete(await complete(b, bigId), big)
+})
+
+test('Redis connections dropped again and again mid-job: no item is stranded, the job completes', async (t) => {
+  // Each drop may cost an item an attempt (its start was counted before a later call failed).
+  const { start } = fleet(t, { RETRY_MAX_ATTEMPTS: '10', UPLOAD_CONCURRENCY: '4' })
+  const a = await start('a')
+  const urls = slowUrls(12, 500)
+  const jobId = await submit(a, urls)
+  await busy(a, 4)
+  // Every connection of the replica is cut, ten times in two seconds: reservations, starts and
+  // settlements fail while their connection is down, and BullMQ's own calls wait for it.
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  for (let drop = 0; drop < 10; drop++) {
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'normal')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  assertAllComplete(await complete(a, jobId), urls)
 })
