@@ -231,7 +231,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
       this.#shutdown.abort(new ServiceError('cancelled', 'the replica is stopping'))
-      await worker.close()
+      // Without Redis, BullMQ's close would wait for its fetch loop and QUIT, queued until Redis
+      // returns: the replica would overrun SHUTDOWN_TIMEOUT_MS and exit 1. Forced, it disconnects.
+      await worker.close(this.#deps.redis.status !== 'ready')
     }
     await this.#queue.close()
     this.#cancels.disconnect()
