@@ -35,26 +35,38 @@ process.on('exit', () => {
   for (const child of everyChild) child.kill('SIGKILL')
 })
 
+/** How long a replica may take to listen: a loaded machine with several starting at once is slow. */
+const START_TIMEOUT_MS = 60_000
+
 /**
- * Replicas sharing `env` (REDIS_URL, REDIS_PREFIX, Imgur…), each started with its own overrides;
- * all are killed with SIGKILL in `t.after`, whatever the test's outcome.
+ * Replicas sharing `env` (REDIS_URL, REDIS_PREFIX, Imgur…), each started with its own overrides.
+ * Every process spawned, also one still starting when the test fails, is killed with SIGKILL in
+ * `t.after`, whatever the test's outcome.
  */
 export function fleetOf(t: TestContext, env: Record<string, string>) {
-  const replicas: Replica[] = []
+  const spawned = new Set<ChildProcess>()
   t.after(async () => {
-    await Promise.all(replicas.filter((r) => r.running).map((r) => r.stop('SIGKILL')))
+    await Promise.all(
+      [...spawned].map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return
+        const exited = once(child, 'exit')
+        child.kill('SIGKILL')
+        await exited
+      }),
+    )
   })
   return {
-    replicas,
-    async start(name: string, overrides: Record<string, string> = {}): Promise<Replica> {
-      const replica = await startReplica(name, { ...env, ...overrides })
-      replicas.push(replica)
-      return replica
+    start(name: string, overrides: Record<string, string> = {}): Promise<Replica> {
+      return startReplica(name, { ...env, ...overrides }, (child) => spawned.add(child))
     },
   }
 }
 
-export async function startReplica(name: string, env: Record<string, string>): Promise<Replica> {
+export async function startReplica(
+  name: string,
+  env: Record<string, string>,
+  onSpawn: (child: ChildProcess) => void = () => {},
+): Promise<Replica> {
   const child = spawn(process.execPath, ['--max-semi-space-size=4', 'src/server.ts'], {
     cwd: ROOT,
     // Only what the test says: nothing of the runner's own environment leaks into the config.
@@ -62,6 +74,7 @@ export async function startReplica(name: string, env: Record<string, string>): P
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   everyChild.add(child)
+  onSpawn(child)
   const exited = once(child, 'exit').then(([code, signal]) => {
     everyChild.delete(child)
     return { code, signal } as Exit
@@ -104,11 +117,16 @@ export async function startReplica(name: string, env: Record<string, string>): P
     }),
     new Promise<never>((_resolve, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`replica ${name} did not listen within 20 s:\n${stderr}`)),
-        20_000,
+        () => reject(new Error(`replica ${name} did not listen within ${START_TIMEOUT_MS} ms:\n${stderr}`)),
+        START_TIMEOUT_MS,
       )
     }),
-  ]).finally(() => clearTimeout(timer))
+  ])
+    .catch((error: unknown) => {
+      child.kill('SIGKILL')
+      throw error
+    })
+    .finally(() => clearTimeout(timer))
   onLine = () => {}
 
   return {
@@ -131,7 +149,7 @@ export async function startReplica(name: string, env: Record<string, string>): P
 export async function until<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
+  timeoutMs = 30_000,
   everyMs = 50,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
@@ -195,7 +213,7 @@ export async function status(replica: Replica, jobId: string): Promise<StatusDoc
 }
 
 /** Polls the job's status at `replica` until it is complete, and answers that document. */
-export function complete(replica: Replica, jobId: string, timeoutMs = 30_000): Promise<StatusDocument> {
+export function complete(replica: Replica, jobId: string, timeoutMs = 60_000): Promise<StatusDocument> {
   return until(
     `job ${jobId} to complete (asked at ${replica.name})`,
     async () => {
