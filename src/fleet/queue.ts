@@ -54,6 +54,8 @@ const MAX_PRIORITY = 2_097_152
 const REFUSED_MS = 60_000
 /** Stall recoveries are counted as attempts; BullMQ itself never fails a stalled item. */
 const MAX_STALLS = 1_000
+/** How long an item whose store call failed waits before it runs again (Redis reconnects within 2 s). */
+const HAND_BACK_MS = 1_000
 
 const CANCELLED: Reason = {
   code: 'cancelled',
@@ -229,7 +231,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
       this.#shutdown.abort(new ServiceError('cancelled', 'the replica is stopping'))
-      await worker.close()
+      // Without Redis, BullMQ's close would wait for its fetch loop and QUIT, queued until Redis
+      // returns: the replica would overrun SHUTDOWN_TIMEOUT_MS and exit 1. Forced, it disconnects.
+      await worker.close(this.#deps.redis.status !== 'ready')
     }
     await this.#queue.close()
     this.#cancels.disconnect()
@@ -251,6 +255,21 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
 
   /** One attempt at one item, run by BullMQ on this replica. */
   async #process(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
+    try {
+      await this.#attempt(bull, token)
+    } catch (error) {
+      if (error instanceof DelayedError || error instanceof WaitingError) throw error
+      // Thrown to BullMQ, the item would be failed and removed while the store still holds it
+      // pending, for good: a Redis blip (a reservation, start or settlement not answered) would
+      // strand it. It goes back to the queue instead, and runs again (its attempts are counted).
+      const { jobId, index } = bull.data
+      this.#deps.log.warn({ err: error, jobId, index }, 'item handed back to the queue: Redis failed it')
+      await bull.moveToDelayed(this.#now() + HAND_BACK_MS, token)
+      throw new DelayedError()
+    }
+  }
+
+  async #attempt(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
     const { jobId, index, target, clientId } = bull.data
     const { store, log } = this.#deps
     const key = this.#deps.credentialKey(clientId)

@@ -169,6 +169,7 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
     const sized = path.match(/^\/sized\/(\d+)\.png$/)
     const hops = path.match(/^\/redirect\/(\d+)$/)
     const status = path.match(/^\/status\/(\d{3})$/)
+    const slow = path.match(/^\/slow\/(\d+)\.png$/)
     const [build, type] = (image && IMAGES[image[2] ?? '']) || []
     if (image && build && type) return send(res, 200, type, build(Number(image[1])))
     if (sized) {
@@ -181,6 +182,13 @@ export async function startOrigin(options: { host?: string; port?: number } = {}
       return left > 0 ? redirect(`/redirect/${left - 1}`) : send(res, 200, 'image/png', png(0))
     }
     if (status) return send(res, Number(status[1]), 'text/plain', `status ${status[1]}\n`)
+    // `/slow/<seed>.png?ms=N`: a distinct PNG per seed, answered after N ms (1000 by default);
+    // `&first=M`: the path's first request waits M ms instead (a download that hangs once).
+    if (slow) {
+      const first = url.searchParams.get('first')
+      const ms = Number((hits.get(path) === 1 && first) || url.searchParams.get('ms') || 1000)
+      return later(ms, () => send(res, 200, 'image/png', png(Number(slow[1]))))
+    }
     switch (path) {
       case '/apng.png':
         return send(res, 200, 'image/png', png(1, { animated: true }))
