@@ -173,6 +173,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       )
     }
     await store.add(job)
+    // Known at once here, so /ready and `accepting` need not wait for the next refresh.
+    this.#full =
+      stats.pendingItems + urls.length >= maxPendingItems || stats.pendingBytes + bytes >= maxPendingBytes
     try {
       await this.#queue.addBulk(
         job.items.map((item, index) => ({
