@@ -80,6 +80,11 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #cancels: Redis
   /** This replica's items in flight, by BullMQ id, with what aborts each. */
   readonly #running = new Map<string, { jobId: string; controller: AbortController }>()
+  /**
+   * Items BullMQ handed this replica and it is not done with: also those failed before their
+   * attempt (a refused credential, a spent budget), settled in Redis before their events are told.
+   */
+  #processing = 0
   readonly #shutdown = new AbortController()
   #closed = false
   #full = false
@@ -222,7 +227,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   async onIdle(): Promise<void> {
     for (;;) {
       const stats = await this.#deps.store.stats().catch(() => undefined)
-      if (stats?.pendingItems === 0 && this.#running.size === 0) return
+      if (stats?.pendingItems === 0 && this.#processing === 0) return
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
@@ -262,8 +267,17 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     }
   }
 
-  /** One attempt at one item, run by BullMQ on this replica. */
   async #process(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
+    this.#processing += 1
+    try {
+      return await this.#attempt(bull, token)
+    } finally {
+      this.#processing -= 1
+    }
+  }
+
+  /** One attempt at one item, run by BullMQ on this replica. */
+  async #attempt(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
     const { jobId, index, target, clientId } = bull.data
     const { store, log } = this.#deps
     const key = this.#deps.credentialKey(clientId)
