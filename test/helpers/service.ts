@@ -52,8 +52,9 @@ export async function startService(
     ...(testRedisUrl !== undefined && {
       REDIS_URL: testRedisUrl,
       REDIS_PREFIX: `t-${randomUUID()}`,
-      // A replica that vanished is noticed soon; no test replica does, so this only bounds waits.
-      FLEET_LOCK_MS: '2000',
+      // Short (30 s by default), yet long enough that a test busy on a loaded CPU never has its
+      // own items taken for those of a stopped replica and run again.
+      FLEET_LOCK_MS: '5000',
     }),
     ...options.env,
   })
