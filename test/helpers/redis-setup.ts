@@ -2,7 +2,8 @@
  * `node --test --test-global-setup` module for `npm run test:fleet`: one redis-server for the
  * whole run, its URL in TEST_REDIS_URL, which the test files inherit (they run as child
  * processes started after this), so `startService` builds each service as a fleet on it.
- * A TEST_REDIS_URL already set is used as it is (a Redis of the developer's).
+ * A TEST_REDIS_URL already set is used as it is: a throwaway Redis, since the tests leave their
+ * keys (each under its own prefix).
  */
 import { type RedisServer, startRedis } from './redis.ts'
 

@@ -22,8 +22,9 @@ export type Harness = Awaited<ReturnType<typeof startService>>
 export const testRedisUrl = process.env.TEST_REDIS_URL || undefined
 
 /**
- * Why a test (or part of one) does not apply in fleet mode, for `t.skip(…)`; undefined in the
- * memory mode. Only facts of the memory mode's internals qualify, never a fleet contract.
+ * Why a test (or part of one) does not apply in fleet mode, for a test's `skip` option, which
+ * shows it in the report; undefined in the memory mode. Only facts of the memory mode's
+ * internals qualify, never a fleet contract.
  */
 export function memoryOnly(reason: string): string | undefined {
   return testRedisUrl === undefined ? undefined : `memory mode only: ${reason}`
