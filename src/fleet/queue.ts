@@ -88,6 +88,8 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #shutdown = new AbortController()
   #closed = false
   #full = false
+  /** Bumped when a submission sets `#full`: a refresh read before then would undo it. */
+  #fullSet = 0
   #refresh: NodeJS.Timeout | undefined
 
   constructor(options: FleetQueueOptions, deps: FleetQueueDeps) {
@@ -181,6 +183,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     // Known at once here, so /ready and `accepting` need not wait for the next refresh.
     this.#full =
       stats.pendingItems + urls.length >= maxPendingItems || stats.pendingBytes + bytes >= maxPendingBytes
+    this.#fullSet += 1
     try {
       await this.#queue.addBulk(
         job.items.map((item, index) => ({
@@ -254,8 +257,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   }
 
   async #checkFull(): Promise<void> {
+    const set = this.#fullSet
     const stats = await this.#deps.store.stats().catch(() => undefined)
-    if (stats === undefined) return
+    if (stats === undefined || set !== this.#fullSet) return
     this.#full =
       stats.pendingItems >= this.#options.maxPendingItems ||
       stats.pendingBytes >= this.#options.maxPendingBytes

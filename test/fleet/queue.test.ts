@@ -107,3 +107,65 @@ test('onIdle waits for every item this replica settles, even one failed before i
   await queue.onIdle()
   assert.deepEqual(settled, ['imgur_rate_limited', 'imgur_rate_limited'])
 })
+
+test('a refresh read before a submission filled the fleet does not undo the submission’s queue_full', async (t) => {
+  // The refresh runs when the test ticks: no worker here, so nothing else needs setInterval.
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const prefix = `q-${randomUUID()}`
+  const redis = connectRedis(server.url)
+  const store = await RedisJobStore.open(redis, { prefix, retentionCount: 100, retentionMs: 60_000 })
+  let hold: Promise<void> | undefined
+  const stats: JobStore['stats'] = async () => {
+    const gate = hold
+    const read = await store.stats()
+    await gate
+    return read
+  }
+  const slow = new Proxy(store, {
+    get(target, key) {
+      if (key === 'stats') return stats
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const queue = new FleetQueue(
+    {
+      prefix,
+      concurrency: 0,
+      perHostConcurrency: 1,
+      maxPendingItems: 1,
+      maxPendingBytes: 1024 * 1024,
+      maxRateLimitWaitMs: 1_000,
+      retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+      lockMs: 5_000,
+    },
+    {
+      store: slow,
+      redis,
+      workerRedis: undefined,
+      budgets: { reserve: () => ({ ok: true, release: () => {} }) },
+      credentialKey: () => 'client:configured',
+      work: () => Promise.reject(new Error('never called')),
+      log: pino({ level: 'silent' }),
+    },
+  )
+  t.after(async () => {
+    await queue.close(0)
+    await store.close()
+    redis.disconnect()
+  })
+  let release = (): void => {}
+  hold = new Promise((resolve) => {
+    release = resolve
+  })
+  t.mock.timers.tick(1_000)
+  // The refresh has read an empty fleet and waits; the submission's own read must not.
+  const held = hold
+  hold = undefined
+  await queue.submit(['https://a.example/1.png'], [])
+  assert.equal(queue.refusal, 'queue_full')
+  release()
+  await held
+  await sleep(50)
+  assert.equal(queue.refusal, 'queue_full')
+})
