@@ -56,9 +56,19 @@ test('a finished job streams its final status once; an unknown job is a JSON 404
 
 test('the status route and every stream send the same text, serialised once per version of the job', async (t) => {
   const held = await heldOrigin(t)
-  const { app, service, submit } = await startService(t)
+  const { app, config, service, submit } = await startService(t)
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  // Each start changes the job; a fleet's workers take items up over time, not all at submission.
+  const waiting = Math.min(config.uploadConcurrency, config.perHostConcurrency)
+  const started = new Promise<void>((resolve) => {
+    let attempts = 0
+    service.queue.on('attempt', () => {
+      attempts += 1
+      if (attempts === waiting) resolve()
+    })
+  })
   const jobId = await submit(longUrls(held.url, 30, 20))
+  await started
   const poll = async () => {
     const response = await app.inject({ method: 'GET', url: `/v1/images/upload/${jobId}` })
     assert.equal(response.statusCode, 200)
