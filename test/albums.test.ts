@@ -172,7 +172,7 @@ test('an album needs budget like an upload: with it spent until after the wait l
 })
 
 test('shutdown cancels an album waiting to retry: the job completes with the album failed', async (t) => {
-  const { origin, sandbox, service, submit, status } = await startService(t, {
+  const { origin, sandbox, service, submit, status, statusAfterClose } = await startService(t, {
     env: { RETRY_BASE_DELAY_MS: '600000', RETRY_MAX_DELAY_MS: '600000' },
   })
   sandbox.script({ fault: 'server-error', on: 'album' })
@@ -181,7 +181,8 @@ test('shutdown cancels an album waiting to retry: the job completes with the alb
   await retry
   assert.equal((await status(jobId)).status, 'in-progress')
   await service.close(0)
-  const body = await status(jobId)
+  const body = await statusAfterClose(jobId)
+  assert.ok(body)
   assert.equal(body.status, 'complete')
   assert.match(body.finished ?? '', ISO_MS)
   assert.deepEqual(body.album, {

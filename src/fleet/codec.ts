@@ -43,22 +43,31 @@ export function encodeItem(item: Item): string {
   return JSON.stringify({ ...stored, ...outcomeFields(item), r: item.reason && reasonFields(item.reason) })
 }
 
-/** `cancelled`: the job's cancel reason, which an item still stored as pending failed with. */
+/**
+ * `cancelled`: the job's cancel reason, which an item still stored as pending failed with.
+ * Nested objects are rebuilt in the model's key order: the scripts' cjson writes keys in any
+ * order, and the status document's bytes must not depend on which store holds the job.
+ */
 export function decodeItem(raw: string, cancelled?: Reason): Item {
   const stored = JSON.parse(raw) as StoredItem
   const state = stored.s === 'c' ? 'complete' : stored.s === 'f' || cancelled ? 'failed' : 'pending'
+  const { cv, re } = stored
   return {
     url: stored.u,
     target: stored.t ?? stored.u,
     state,
     attempts: stored.a ?? 0,
     link: stored.l,
-    reason: stored.r ?? (stored.s === undefined && cancelled ? { ...cancelled } : undefined),
+    reason: stored.r
+      ? reasonFields(stored.r)
+      : stored.s === undefined && cancelled
+        ? { ...cancelled }
+        : undefined,
     reused: stored.ru === true,
     imageId: stored.i,
     deletehash: stored.d,
-    converted: stored.cv,
-    reencoded: stored.re,
+    converted: cv && { from: cv.from, to: cv.to },
+    reencoded: re && { fromBytes: re.fromBytes, toBytes: re.toBytes },
   }
 }
 
@@ -90,6 +99,11 @@ export function withUndefined(value: object): string {
 function withoutNull<T>(json: string): T {
   const parsed = JSON.parse(json) as Record<string, unknown>
   return Object.fromEntries(Object.entries(parsed).map(([key, field]) => [key, field ?? undefined])) as T
+}
+
+function decodeAlbum(json: string): Album {
+  const album = withoutNull<Album>(json)
+  return album.reason === undefined ? album : { ...album, reason: reasonFields(album.reason) }
 }
 
 export function albumFields(result: AlbumResult): string {
@@ -129,7 +143,7 @@ export function decodeJob(id: string, meta: Record<string, string>, items: reado
     items: items.map((raw) => decodeItem(raw, cancelled)),
     started: meta.started === '1',
     pending: Number(meta.pending),
-    album: meta.album === undefined ? undefined : withoutNull<Album>(meta.album),
+    album: meta.album === undefined ? undefined : decodeAlbum(meta.album),
     webhook: meta.webhook === undefined ? undefined : withoutNull<Webhook>(meta.webhook),
     version: Number(meta.version),
   }

@@ -17,8 +17,17 @@ import { createJob, itemBytes, type JobOptions, type Outcome, type Reason } from
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
 import { HostSlots, hostOf } from '../jobs/turns.ts'
 
-/** What BullMQ holds of an item: where it is, and what its worker needs without reading the job. */
-export type ItemData = { jobId: string; index: number; target: string; clientId?: string | undefined }
+/**
+ * What BullMQ holds of an item: where it is, and what its worker needs without reading the job;
+ * `url`, for the log, only when the URL as submitted is not its target.
+ */
+export type ItemData = {
+  jobId: string
+  index: number
+  target: string
+  url?: string
+  clientId?: string | undefined
+}
 
 export type FleetQueueOptions = {
   prefix: string
@@ -73,9 +82,16 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #cancels: Redis
   /** This replica's items in flight, by BullMQ id, with what aborts each. */
   readonly #running = new Map<string, { jobId: string; controller: AbortController }>()
+  /**
+   * Items BullMQ handed this replica and it is not done with: also those failed before their
+   * attempt (a refused credential, a spent budget), settled in Redis before their events are told.
+   */
+  #processing = 0
   readonly #shutdown = new AbortController()
   #closed = false
   #full = false
+  /** Bumped when a submission sets `#full`: a refresh read before then would undo it. */
+  #fullSet = 0
   #refresh: NodeJS.Timeout | undefined
 
   constructor(options: FleetQueueOptions, deps: FleetQueueDeps) {
@@ -166,6 +182,10 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       )
     }
     await store.add(job)
+    // Known at once here, so /ready and `accepting` need not wait for the next refresh.
+    this.#full =
+      stats.pendingItems + urls.length >= maxPendingItems || stats.pendingBytes + bytes >= maxPendingBytes
+    this.#fullSet += 1
     try {
       await this.#queue.addBulk(
         job.items.map((item, index) => ({
@@ -174,6 +194,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
             jobId: job.id,
             index,
             target: item.target,
+            ...(item.url !== item.target && { url: item.url }),
             ...(job.clientId && { clientId: job.clientId }),
           },
           opts: {
@@ -211,7 +232,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   async onIdle(): Promise<void> {
     for (;;) {
       const stats = await this.#deps.store.stats().catch(() => undefined)
-      if (stats?.pendingItems === 0 && this.#running.size === 0) return
+      if (stats?.pendingItems === 0 && this.#processing === 0) return
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
@@ -240,8 +261,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   }
 
   async #checkFull(): Promise<void> {
+    const set = this.#fullSet
     const stats = await this.#deps.store.stats().catch(() => undefined)
-    if (stats === undefined) return
+    if (stats === undefined || set !== this.#fullSet) return
     this.#full =
       stats.pendingItems >= this.#options.maxPendingItems ||
       stats.pendingBytes >= this.#options.maxPendingBytes
@@ -253,8 +275,8 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     }
   }
 
-  /** One attempt at one item, run by BullMQ on this replica. */
   async #process(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
+    this.#processing += 1
     try {
       await this.#attempt(bull, token)
     } catch (error) {
@@ -266,22 +288,25 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       this.#deps.log.warn({ err: error, jobId, index }, 'item handed back to the queue: Redis failed it')
       await bull.moveToDelayed(this.#now() + HAND_BACK_MS, token)
       throw new DelayedError()
+    } finally {
+      this.#processing -= 1
     }
   }
 
+  /** One attempt at one item, run by BullMQ on this replica. */
   async #attempt(bull: BullJob<ItemData>, token: string | undefined): Promise<void> {
     const { jobId, index, target, clientId } = bull.data
     const { store, log } = this.#deps
     const key = this.#deps.credentialKey(clientId)
     const refused = await this.#deps.redis.get(`${this.#options.prefix}:refused:${key}`).catch(() => null)
     if (refused !== null) {
-      await this.#fail(jobId, index, JSON.parse(refused) as Reason)
+      await this.#fail(bull.data, JSON.parse(refused) as Reason)
       return
     }
     const budget = await this.#deps.budgets.reserve(key, this.#now())
     if (!budget.ok) {
       if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
-        await this.#fail(jobId, index, {
+        await this.#fail(bull.data, {
           code: 'imgur_rate_limited',
           message: `Imgur's upload budget for this client id is spent until ${new Date(budget.resetAt).toISOString()}; submit again after then`,
         })
@@ -299,10 +324,14 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       if (attempt === undefined) return
       // A replica that stops mid-item leaves it to stall recovery, which runs it again: counted here.
       if (attempt > this.#options.retry.maxAttempts) {
-        await this.#fail(jobId, index, {
-          code: 'worker_lost',
-          message: `the replicas working on this URL stopped before finishing it, ${attempt - 1} times; submit it again`,
-        })
+        await this.#fail(
+          bull.data,
+          {
+            code: 'worker_lost',
+            message: `the replicas working on this URL stopped before finishing it, ${attempt - 1} times; submit it again`,
+          },
+          attempt,
+        )
         return
       }
       this.#running.set(bull.id as string, { jobId, controller })
@@ -315,13 +344,19 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
           freeHost,
         )
       } catch (error) {
-        return await this.#failed(bull, token, bull.data, attempt, error)
+        return await this.#failed(bull, token, attempt, error)
       }
       if (await store.complete(jobId, index, outcome)) {
-        log.info({ jobId, index, link: outcome.link, attempts: attempt }, 'item complete')
+        log.info(
+          { jobId, index, url: urlOf(bull.data), link: outcome.link, attempts: attempt },
+          'item complete',
+        )
         this.emit('settled', { jobId, index, outcome: 'complete' })
       } else {
-        log.info({ jobId, index, link: outcome.link }, 'item uploaded after its job was cancelled')
+        log.info(
+          { jobId, index, url: urlOf(bull.data), link: outcome.link },
+          'item uploaded after its job was cancelled',
+        )
       }
     } finally {
       this.#running.delete(bull.id as string)
@@ -333,11 +368,11 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   async #failed(
     bull: BullJob<ItemData>,
     token: string | undefined,
-    { jobId, index, clientId }: ItemData,
     attempt: number,
     error: unknown,
   ): Promise<void> {
     const { store, log } = this.#deps
+    const { jobId, index, clientId } = bull.data
     if (this.#shutdown.signal.aborted) {
       // Stopping: the item goes back to the queue as it is, for another replica.
       await bull.moveToWait(token)
@@ -357,7 +392,10 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         message: `${reason.message}; Imgur's budget resets at ${resetAt}, later than this service waits`,
       }
     } else if (delayMs !== undefined) {
-      log.info({ jobId, index, code: reason.code, attempt, delayMs }, 'item will be retried')
+      log.info(
+        { jobId, index, url: urlOf(bull.data), code: reason.code, attempt, delayMs },
+        'item will be retried',
+      )
       await store.retrying(jobId, index)
       this.emit('retry', { jobId, index, code: reason.code, delayMs })
       await bull.moveToDelayed(this.#now() + Math.max(delayMs, 1), token)
@@ -370,12 +408,17 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         .set(`${this.#options.prefix}:refused:${key}`, JSON.stringify(reason), 'PX', REFUSED_MS)
         .catch(() => {})
     }
-    await this.#fail(jobId, index, reason)
+    await this.#fail(bull.data, reason, attempt)
   }
 
-  async #fail(jobId: string, index: number, reason: Reason): Promise<void> {
+  /** `attempt`: undefined when the item failed before an attempt began (its credential or budget). */
+  async #fail(data: ItemData, reason: Reason, attempt?: number): Promise<void> {
+    const { jobId, index } = data
     if (!(await this.#deps.store.fail(jobId, index, reason))) return
-    this.#deps.log.warn({ jobId, index, code: reason.code, reason: reason.message }, 'item failed')
+    this.#deps.log.warn(
+      { jobId, index, url: urlOf(data), code: reason.code, reason: reason.message, attempt },
+      'item failed',
+    )
     this.emit('settled', { jobId, index, outcome: 'failed', code: reason.code })
   }
 
@@ -392,6 +435,11 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       for (const wake of this.#hostWaiters.splice(0)) wake()
     }
   }
+}
+
+/** The URL as submitted, as the memory queue logs it. */
+function urlOf(data: ItemData): string {
+  return data.url ?? data.target
 }
 
 const UNQUEUED: Reason = {

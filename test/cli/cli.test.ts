@@ -11,7 +11,7 @@ import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { createProgress } from '../../src/cli/output.ts'
 import type { StatusDocument } from '../../src/http/schemas.ts'
-import { startService } from '../helpers/service.ts'
+import { type StatusBody, startService } from '../helpers/service.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/imgur-upload.ts', import.meta.url))
 
@@ -59,9 +59,13 @@ test('uploads URLs given as arguments and reports each link or reason (exit 1 wh
   assert.equal(uploaded.length, 2)
   const lines = run.stdout.trimEnd().split('\n')
   assert.equal(lines.length, 4, 'the duplicate is reported once')
-  assert.match(lines[0] ?? '', new RegExp(`^uploaded ${o}/img/1\\.png -> ${uploaded[0] ?? '?'}$`))
+  // Each URL's own link (the list of links is in upload order, which concurrent uploads may make any order).
+  const jobId = /^job ([0-9a-f-]{36}) submitted/m.exec(run.stderr)?.[1]
+  const job = (await h.app.inject(`/v1/images/upload/${jobId}`)).json<StatusBody>()
+  assert.deepEqual([job.items[0]?.link, job.items[2]?.link].toSorted(), uploaded.toSorted())
+  assert.equal(lines[0], `uploaded ${o}/img/1.png -> ${job.items[0]?.link}`)
   assert.equal(lines[1], `failed   ${o}/status/404: origin answered HTTP 404 (download_http_status)`)
-  assert.match(lines[2] ?? '', /^uploaded .*\/img\/2\.jpg -> http/)
+  assert.equal(lines[2], `uploaded ${o}/img/2.jpg -> ${job.items[2]?.link}`)
   assert.match(lines[3] ?? '', /^failed {3}.*\/html-as-png: not an image: looks like HTML \(\w+\)$/)
 
   // Not a terminal: plain progress lines, no carriage returns, and a summary on stderr.

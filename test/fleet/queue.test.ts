@@ -1,10 +1,13 @@
+import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before } from 'node:test'
+import { after, before, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import pino from 'pino'
 import { FleetQueue } from '../../src/fleet/queue.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
+import type { JobStore } from '../../src/jobs/contract.ts'
 import { queueContract } from '../contract/queue.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
 
@@ -50,4 +53,119 @@ queueContract('fleet', async (work, { concurrency, maxAttempts }) => {
       redis.disconnect()
     },
   }
+})
+
+test('onIdle waits for every item this replica settles, even one failed before its attempt', async (t) => {
+  const prefix = `q-${randomUUID()}`
+  const redis = connectRedis(server.url)
+  const workerRedis = new Redis(server.url, { maxRetriesPerRequest: null })
+  const store = await RedisJobStore.open(redis, { prefix, retentionCount: 100, retentionMs: 60_000 })
+  // Redis has the item failed well before this replica is done with it (its events, its album).
+  const fail: JobStore['fail'] = async (...args) => {
+    const failed = await store.fail(...args)
+    await sleep(300)
+    return failed
+  }
+  const slow = new Proxy(store, {
+    get(target, key) {
+      if (key === 'fail') return fail
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const queue = new FleetQueue(
+    {
+      prefix,
+      concurrency: 2,
+      perHostConcurrency: 2,
+      maxPendingItems: 100,
+      maxPendingBytes: 1024 * 1024,
+      maxRateLimitWaitMs: 1_000,
+      retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+      lockMs: 5_000,
+    },
+    {
+      store: slow,
+      redis,
+      workerRedis,
+      // Imgur's budget spent for an hour: each item fails before an attempt begins.
+      budgets: { reserve: (_key, now) => ({ ok: false, waitMs: 3_600_000, resetAt: now + 3_600_000 }) },
+      credentialKey: () => 'client:configured',
+      work: () => Promise.reject(new Error('never called')),
+      log: pino({ level: 'silent' }),
+    },
+  )
+  t.after(async () => {
+    await queue.close(0)
+    await store.close()
+    workerRedis.disconnect()
+    redis.disconnect()
+  })
+  const settled: string[] = []
+  queue.on('settled', ({ code }) => settled.push(code ?? ''))
+  await queue.submit(['https://a.example/1.png', 'https://a.example/2.png'], [])
+  await queue.onIdle()
+  assert.deepEqual(settled, ['imgur_rate_limited', 'imgur_rate_limited'])
+})
+
+test('a refresh read before a submission filled the fleet does not undo the submission’s queue_full', async (t) => {
+  // The refresh runs when the test ticks: no worker here, so nothing else needs setInterval.
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const prefix = `q-${randomUUID()}`
+  const redis = connectRedis(server.url)
+  const store = await RedisJobStore.open(redis, { prefix, retentionCount: 100, retentionMs: 60_000 })
+  let hold: Promise<void> | undefined
+  const stats: JobStore['stats'] = async () => {
+    const gate = hold
+    const read = await store.stats()
+    await gate
+    return read
+  }
+  const slow = new Proxy(store, {
+    get(target, key) {
+      if (key === 'stats') return stats
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const queue = new FleetQueue(
+    {
+      prefix,
+      concurrency: 0,
+      perHostConcurrency: 1,
+      maxPendingItems: 1,
+      maxPendingBytes: 1024 * 1024,
+      maxRateLimitWaitMs: 1_000,
+      retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+      lockMs: 5_000,
+    },
+    {
+      store: slow,
+      redis,
+      workerRedis: undefined,
+      budgets: { reserve: () => ({ ok: true, release: () => {} }) },
+      credentialKey: () => 'client:configured',
+      work: () => Promise.reject(new Error('never called')),
+      log: pino({ level: 'silent' }),
+    },
+  )
+  t.after(async () => {
+    await queue.close(0)
+    await store.close()
+    redis.disconnect()
+  })
+  let release = (): void => {}
+  hold = new Promise((resolve) => {
+    release = resolve
+  })
+  t.mock.timers.tick(1_000)
+  // The refresh has read an empty fleet and waits; the submission's own read must not.
+  const held = hold
+  hold = undefined
+  await queue.submit(['https://a.example/1.png'], [])
+  assert.equal(queue.refusal, 'queue_full')
+  release()
+  await held
+  await sleep(50)
+  assert.equal(queue.refusal, 'queue_full')
 })

@@ -6,7 +6,7 @@ import { isServiceError } from '../../src/errors.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
 import type { JobStore, JobView } from '../../src/jobs/contract.ts'
-import { completeItem, createJob, startItem } from '../../src/jobs/model.ts'
+import { completeItem, createJob, failItem, settleAlbum, startItem } from '../../src/jobs/model.ts'
 import { storeContract } from '../contract/store.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
 
@@ -120,6 +120,37 @@ test('items survive the scripts’ JSON whatever their characters', async (t) =>
   }
   const view = await a.get(added.id)
   assert.deepEqual(view?.items, expected.items)
+})
+
+test("nested objects read back in the model's key order, whatever order the scripts' cjson wrote", async (t) => {
+  const { a } = await fleet(t)
+  const added = job(2, { album: { title: 'order' } })
+  const expected = structuredClone(added)
+  await a.add(added)
+  const outcome = {
+    link: 'https://i.imgur.com/c.png',
+    reused: false,
+    deletehash: 'd',
+    converted: { from: 'image/webp', to: 'image/png' },
+    reencoded: { fromBytes: 30_000_000, toBytes: 19_000_000 },
+  }
+  const reason = { code: 'download_http_status', message: 'origin answered HTTP 404' }
+  const [first, second] = expected.items
+  await a.start(added.id, 0)
+  await a.complete(added.id, 0, outcome)
+  startItem(expected, first as (typeof expected.items)[number])
+  completeItem(expected, first as (typeof expected.items)[number], outcome)
+  await a.start(added.id, 1)
+  await a.fail(added.id, 1, reason)
+  startItem(expected, second as (typeof expected.items)[number])
+  failItem(expected, second as (typeof expected.items)[number], reason)
+  const albumReason = { code: 'imgur_server_error', message: 'Imgur answered HTTP 500' }
+  await a.settleAlbum(added.id, { reason: albumReason })
+  settleAlbum(expected, { reason: albumReason })
+  const view = await a.get(added.id)
+  // Byte for byte, as the status document serialises them (deepEqual ignores key order).
+  assert.equal(JSON.stringify(view?.items), JSON.stringify(expected.items))
+  assert.equal(JSON.stringify(view?.album?.reason), JSON.stringify(albumReason))
 })
 
 test('each event is emitted once across the fleet', async (t) => {

@@ -1,18 +1,34 @@
 /**
  * Starts the whole service against real local servers on port 0 — the Imgur sandbox and a fake
- * origin — exactly as server.ts wires it, and tears everything down after the test.
+ * origin — exactly as server.ts wires it, and tears everything down after the test. With
+ * TEST_REDIS_URL set (test/helpers/redis-setup.ts sets it for `npm run test:fleet`) the service is
+ * a one-replica fleet on that Redis, under a prefix of its own, so tests never see each other's jobs.
  */
+import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import { loadConfig } from '../../src/config.ts'
 import { buildApp } from '../../src/http/app.ts'
 import type { StatusDocument } from '../../src/http/schemas.ts'
+import { viewJob } from '../../src/http/status.ts'
 import { createLogger } from '../../src/log.ts'
 import { createSandbox, type SandboxOptions } from '../../src/sandbox/sandbox.ts'
 import { createService, type ServiceOverrides } from '../../src/service.ts'
 import { type Origin, startOrigin } from './origin.ts'
 
 export type Harness = Awaited<ReturnType<typeof startService>>
+
+/** The Redis the service runs on in fleet mode; undefined: the memory mode. */
+export const testRedisUrl = process.env.TEST_REDIS_URL || undefined
+
+/**
+ * Why a test (or part of one) does not apply in fleet mode, for a test's `skip` option, which
+ * shows it in the report; undefined in the memory mode. Only facts of the memory mode's
+ * internals qualify, never a fleet contract.
+ */
+export function memoryOnly(reason: string): string | undefined {
+  return testRedisUrl === undefined ? undefined : `memory mode only: ${reason}`
+}
 
 export async function startService(
   t: TestContext,
@@ -34,6 +50,13 @@ export async function startService(
     RETRY_BASE_DELAY_MS: '1',
     RETRY_MAX_DELAY_MS: '5',
     LOG_LEVEL: 'info',
+    ...(testRedisUrl !== undefined && {
+      REDIS_URL: testRedisUrl,
+      REDIS_PREFIX: `t-${randomUUID()}`,
+      // Short (30 s by default), yet long enough that a test busy on a loaded CPU never has its
+      // own items taken for those of a stopped replica and run again.
+      FLEET_LOCK_MS: '5000',
+    }),
     ...options.env,
   })
   const logs: string[] = []
@@ -76,7 +99,31 @@ export async function startService(
     await service.albums.onIdle()
     return status(jobId)
   }
-  return { app, config, service, sandbox, origin, logs, submit, status, run }
+  /**
+   * The status once `service.close` has run: the memory store still answers the route; a fleet's
+   * job outlives its replica in Redis, where another reader finds it.
+   */
+  const statusAfterClose = async (jobId: string): Promise<StatusBody | undefined> => {
+    if (config.redisUrl === undefined) return status(jobId)
+    const [{ connectRedis }, { RedisJobStore }] = await Promise.all([
+      import('../../src/fleet/redis.ts'),
+      import('../../src/fleet/store.ts'),
+    ])
+    const redis = connectRedis(config.redisUrl)
+    try {
+      const store = await RedisJobStore.open(redis, {
+        prefix: config.redisPrefix,
+        retentionCount: config.jobRetentionCount,
+        retentionMs: config.jobRetentionMs,
+      })
+      const job = await store.get(jobId)
+      await store.close()
+      return job && viewJob(job)
+    } finally {
+      redis.disconnect()
+    }
+  }
+  return { app, config, service, sandbox, origin, logs, submit, status, run, statusAfterClose }
 }
 
 /** What the status route answers: the schema's own type. */

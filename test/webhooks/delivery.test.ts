@@ -101,6 +101,9 @@ test('a job whose every URL failed still calls its webhook, with the failed coun
 test('a 500 is retried with the same webhook-id and a new timestamp; success clears lastError', async (t) => {
   let clock = Date.now()
   const { h, receiver } = await setup(t, [500], {
+    // Long enough for a fleet's subscriber, which reads each change from Redis after it is
+    // published, to have read the failed attempt before the retry changes the job again.
+    env: { WEBHOOK_RETRY_DELAYS_MS: '300' },
     overrides: {
       webhookNow: () => {
         clock += 7000
@@ -111,12 +114,17 @@ test('a 500 is retried with the same webhook-id and a new timestamp; success cle
   const jobId = await h.submit([`${h.origin.url}/img/1.png`], { webhookUrl: `${receiver.url}/hook` })
   // After the first attempt the status shows the failure while the retry waits.
   const seen: unknown[] = []
-  const unsubscribe = h.service.store.subscribe(jobId, (job) => {
-    if (job.webhook?.attempts) seen.push({ ...job.webhook, url: undefined })
+  const delivered = new Promise<void>((resolve) => {
+    const unsubscribe = h.service.store.subscribe(jobId, (job) => {
+      if (job.webhook?.attempts) seen.push({ ...job.webhook, url: undefined })
+      if (job.webhook?.state === 'delivered') resolve()
+    })
+    t.after(unsubscribe)
   })
-  t.after(unsubscribe)
   await h.service.queue.onIdle()
   await webhooksOf(h).onIdle()
+  // Heard at once from the memory store; from a fleet's, once Redis has told of it.
+  await delivered
 
   assert.equal(receiver.received.length, 2)
   const [first, second] = receiver.received as [Received, Received]
