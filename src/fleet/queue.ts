@@ -328,7 +328,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
           bull.data,
           {
             code: 'worker_lost',
-            message: `the replicas working on this URL stopped before finishing it, ${attempt - 1} times; submit it again`,
+            message: `this URL was taken up again ${attempt - 1} times (its replica stopped, or lost Redis, before finishing it); submit it again`,
           },
           attempt,
         )

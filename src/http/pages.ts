@@ -15,12 +15,21 @@ const CURSOR = /^([0-9a-f]{8})\.(0|[1-9][0-9]{0,14})$/
 
 export type Page<T> = { entries: T[]; limit: number; next: string | null }
 
-export class Pager {
-  readonly #epoch: string
+const once = (value: string) => () => value
 
-  /** `epoch` names the list (the store's; default: this pager's own); cursors carry 8 hex digits of its hash. */
-  constructor(epoch: string = randomBytes(4).toString('hex')) {
-    this.#epoch = createHash('sha256').update(epoch).digest('hex').slice(0, 8)
+export class Pager {
+  readonly #name: () => string
+
+  /**
+   * `epoch` names the list now (the store's, read at each page: a fleet's Redis that lost its
+   * data names its new list anew; default: this pager's own); cursors carry 8 hex digits of its hash.
+   */
+  constructor(epoch: () => string = once(randomBytes(4).toString('hex'))) {
+    this.#name = epoch
+  }
+
+  get #epoch(): string {
+    return createHash('sha256').update(this.#name()).digest('hex').slice(0, 8)
   }
 
   /** The page of `list` that `cursor` (default: the start) points at, of at most `limit` (default MAX_PAGE) entries. */

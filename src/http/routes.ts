@@ -188,7 +188,7 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
   )
 
   // The store names its list of links, so a cursor works at every replica of a fleet.
-  const pager = new Pager(store.epoch)
+  const pager = new Pager(() => store.epoch)
   app.get(
     '/v1/images',
     {
