@@ -5,21 +5,11 @@
  * Usage: node scripts/smoke-job.ts http://127.0.0.1:3000
  */
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { startOrigin } from '../test/helpers/origin.ts'
+import { until } from './until.ts'
 
 const service = process.argv[2]
 if (!service) throw new Error('usage: node scripts/smoke-job.ts <service-url>')
-
-async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + seconds * 1000
-  while (Date.now() < deadline) {
-    const found = await probe().catch(() => undefined)
-    if (found !== undefined) return found
-    await sleep(200)
-  }
-  throw new Error(`timed out after ${seconds} s waiting for ${what}`)
-}
 
 const origin = await startOrigin()
 try {
