@@ -6,7 +6,7 @@ import { ServiceError } from '../../src/errors.ts'
 import { type Answer, canonicalJson, IdempotencyKeys, parseKey } from '../../src/http/idempotency.ts'
 import { offline } from '../helpers/downloaders.ts'
 import { apiKeys, bearer } from '../helpers/keys.ts'
-import { startService } from '../helpers/service.ts'
+import { memoryOnly, startService } from '../helpers/service.ts'
 
 const ANSWER: Answer = { statusCode: 202, location: '/v1/images/upload/1', body: '{"jobId":"1"}' }
 const code = (expected: string, status: number) => (error: unknown) =>
@@ -193,7 +193,11 @@ test('an error answer is not remembered: the client fixes the body and retries w
   assert.equal((await app.inject(post('later', ['https://example.com/c.png']))).statusCode, 503)
 })
 
-test('after IDEMPOTENCY_TTL_MS the key is free again', async (t) => {
+test('after IDEMPOTENCY_TTL_MS the key is free again', {
+  skip: memoryOnly(
+    "the test moves the app's clock past the TTL; a fleet's keys expire on Redis's own clock (test/fleet/idempotency.test.ts waits for it)",
+  ),
+}, async (t) => {
   let now = Date.UTC(2026, 11, 1, 10, 0, 0)
   const { app, service } = await startService(t, {
     env: { IDEMPOTENCY_TTL_MS: '60000' },
