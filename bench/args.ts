@@ -23,6 +23,10 @@ const OPTIONS = {
     'raw + service throughput rounds, the best of each kept; conversion rounds, the medians kept',
   ],
   'status-reads': ['500', 'sequential status reads while idle'],
+  'status-every-ms': [
+    '2',
+    'while busy, a status read starts every this many ms (or when the previous one ends)',
+  ],
   posts: ['20', 'POSTs timed for the POST latency'],
   'post-urls': ['1000', 'URLs per timed POST (and per queued job)'],
   queued: ['100000', 'URLs left waiting for the memory-per-queued-item figure'],
@@ -108,6 +112,7 @@ export function parseParams(args: string[] = process.argv.slice(2)) {
     imageBytes: int('image-kb', 1) * 1024,
     rounds: int('rounds', 1),
     statusReads: int('status-reads', 1),
+    statusEveryMs: int('status-every-ms', 0),
     posts: int('posts', 1),
     postUrls: int('post-urls', 1),
     queued: int('queued', 1),

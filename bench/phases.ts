@@ -149,14 +149,26 @@ export async function throughput(ctx: Context): Promise<{ figures: Figures['thro
   }
 }
 
-/** Sequential timed reads for as long as `work` runs; those that started before it ended (`work`'s stamp). */
-async function readWhile(api: Api, jobId: string, work: () => Promise<number>): Promise<number[]> {
+/**
+ * Sequential timed reads, one every `everyMs` (or as soon as the previous one ends if it took
+ * longer), for as long as `work` runs; those that started before it ended (`work`'s stamp). Paced,
+ * so that a fast server is not read more often, and its reader and itself take no more of the
+ * machine than a slow one's.
+ */
+async function readWhile(
+  api: Api,
+  jobId: string,
+  everyMs: number,
+  work: () => Promise<number>,
+): Promise<number[]> {
   const samples: Array<{ at: number; ms: number }> = []
   let busy = true
   const reads = (async () => {
     while (busy) {
       const at = Date.now()
-      samples.push({ ms: await api.timedStatus(jobId), at })
+      const ms = await api.timedStatus(jobId)
+      samples.push({ ms, at })
+      if (ms < everyMs) await sleep(everyMs - ms)
     }
   })()
   reads.catch(() => {}) // awaited below; this only keeps an early failure from going unhandled
@@ -182,7 +194,7 @@ export type StatusRound = {
 
 /**
  * The status route under full load against a trivial server under the same load: each round, the
- * service processes `items` while its status route is read back to back, and the raw pipeline (a
+ * service processes `items` while its status route is read every `statusEveryMs`, and the raw pipeline (a
  * child process) moves as many items while the reference server (another one) is read by the same
  * code, answering the same bytes. Rounds alternate which goes first; figures are medians of rounds.
  */
@@ -204,7 +216,7 @@ export async function statusBusy(
         async service() {
           const cpu = cpuMs(service.pid)
           let ms = 0
-          const samples = await readWhile(api, jobId, async () => {
+          const samples = await readWhile(api, jobId, params.statusEveryMs, async () => {
             const run = await serviceRun(ctx, params.items)
             ms = run.ms
             return run.finished
@@ -214,7 +226,7 @@ export async function statusBusy(
         async reference() {
           const cpu = cpuMs(raw.pid)
           let ms = 0
-          const samples = await readWhile(referenceApi, jobId, async () => {
+          const samples = await readWhile(referenceApi, jobId, params.statusEveryMs, async () => {
             ms = await raw.run(seeds(params.items), params.items, params.concurrency)
             const ended = Date.now()
             await fakes.reset()
@@ -256,6 +268,7 @@ export async function statusBusy(
         busy: busy('service'),
         referenceBusy: busy('reference'),
         p99Ratio: mid((r) => r.p99Ratio),
+        everyMs: params.statusEveryMs,
         busyItemsPerSec: mid((r) => r.serviceItemsPerSec),
         rawItemsPerSec: mid((r) => r.rawItemsPerSec),
         cpuMsPerItem: { service: mid((r) => r.cpuMsPerItem.service), raw: mid((r) => r.cpuMsPerItem.raw) },

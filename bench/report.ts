@@ -31,6 +31,8 @@ export type Figures = {
     busy: Percentiles
     referenceBusy: Percentiles
     p99Ratio: number
+    /** While busy, a read started every this many ms (or when the previous one ended). */
+    everyMs: number
     busyItemsPerSec: number
     rawItemsPerSec: number
     cpuMsPerItem: { service: number; raw: number }
@@ -161,7 +163,7 @@ function rows(f: Figures): Array<[string, string]> {
     out.push(
       ['status read idle p50 / p99 / max', ms(s.idle)],
       ['  reference server idle', ms(s.referenceIdle)],
-      ['status read busy p50 / p99 / max', ms(s.busy)],
+      [`status read busy, one per ${s.everyMs} ms, p50 / p99 / max`, ms(s.busy)],
       ['  reference server, raw pipeline running', ms(s.referenceBusy)],
       ['  busy p99 service / reference', `${fixed(s.p99Ratio, 2)} × (medians of rounds)`],
       [
