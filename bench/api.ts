@@ -31,6 +31,14 @@ export function createApi(url: string) {
     return JSON.parse(text) as JobStatusBody
   }
 
+  /** The status document's bytes as the route sends them (the reference server answers the same). */
+  async function statusBytes(jobId: string): Promise<Buffer> {
+    const response = await request(`${url}/v1/images/upload/${jobId}`, { dispatcher: agent })
+    const bytes = Buffer.from(await response.body.arrayBuffer())
+    if (response.statusCode !== 200) throw new Error(`GET status answered ${response.statusCode}`)
+    return bytes
+  }
+
   /** One status read, timed from request to last byte (the body is not parsed). */
   async function timedStatus(jobId: string): Promise<number> {
     const started = performance.now()
@@ -70,7 +78,7 @@ export function createApi(url: string) {
     return { finished, complete, failed, reasons: [...reasons] }
   }
 
-  return { submit, status, timedStatus, waitJobs, close: () => agent.close() }
+  return { submit, status, statusBytes, timedStatus, waitJobs, close: () => agent.close() }
 }
 
 export type Api = ReturnType<typeof createApi>

@@ -2,7 +2,15 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-export const PHASES = ['throughput', 'status', 'latency', 'post', 'conversion', 'memory'] as const
+export const PHASES = [
+  'throughput',
+  'status',
+  'latency',
+  'post',
+  'conversion',
+  'memory',
+  'footprint',
+] as const
 export type Phase = (typeof PHASES)[number]
 
 const OPTIONS = {
@@ -15,6 +23,10 @@ const OPTIONS = {
     'raw + service throughput rounds, the best of each kept; conversion rounds, the medians kept',
   ],
   'status-reads': ['500', 'sequential status reads while idle'],
+  'status-every-ms': [
+    '2',
+    'while busy, a status read starts every this many ms (or when the previous one ends)',
+  ],
   posts: ['20', 'POSTs timed for the POST latency'],
   'post-urls': ['1000', 'URLs per timed POST (and per queued job)'],
   queued: ['100000', 'URLs left waiting for the memory-per-queued-item figure'],
@@ -30,11 +42,19 @@ const OPTIONS = {
   ],
   'phase-timeout-s': ['300', 'a phase that takes longer fails the benchmark'],
   phases: [PHASES.join(','), 'which phases to run'],
-  'service-dir': ['.', 'the checkout whose src/server.ts is started (A/B runs of a patched copy)'],
+  'service-dir': ['.', 'the checkout whose service is started (A/B runs of a patched copy)'],
+  'service-build': [
+    'image',
+    'image: src/ stripped to .js and run as the Docker image runs it; start: src/server.ts as npm start runs it',
+  ],
+  'service-env': [
+    'MALLOC_ARENA_MAX=2',
+    'extra environment of the service, NAME=value,… (the Docker image sets this one); empty: none',
+  ],
   'service-node-options': [
     // The flag `npm start` and the Docker image run the service with.
     '--max-semi-space-size=4',
-    'NODE_OPTIONS of the service: --service-node-options="--max-semi-space-size=4 --cpu-prof --cpu-prof-dir=DIR"',
+    'node flags of the service: --service-node-options="--max-semi-space-size=4 --cpu-prof --cpu-prof-dir=DIR"',
   ],
   probe: ['', 'any value: preload bench/probe.ts into the service (memory by kind, loop delay, GC)'],
   out: ['bench/results/latest.json', 'where the JSON goes'],
@@ -71,6 +91,18 @@ export function parseParams(args: string[] = process.argv.slice(2)) {
       throw new TypeError(`Expected \`--phases\` to list some of ${PHASES.join(', ')}, got \`${phase}\``)
     }
   }
+  const build = values['service-build']
+  if (build !== 'image' && build !== 'start') {
+    throw new TypeError(`Expected \`--service-build\` to be image or start, got \`${build}\``)
+  }
+  const serviceEnv: Record<string, string> = {}
+  for (const pair of values['service-env'].split(',').filter((p) => p.trim() !== '')) {
+    const [, name, value] = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(pair) ?? []
+    if (name === undefined || value === undefined) {
+      throw new TypeError(`Expected \`--service-env\` to list NAME=value pairs, got \`${pair}\``)
+    }
+    serviceEnv[name] = value.trim()
+  }
   const items = int('items', 1)
   return {
     help: values.help,
@@ -80,6 +112,7 @@ export function parseParams(args: string[] = process.argv.slice(2)) {
     imageBytes: int('image-kb', 1) * 1024,
     rounds: int('rounds', 1),
     statusReads: int('status-reads', 1),
+    statusEveryMs: int('status-every-ms', 0),
     posts: int('posts', 1),
     postUrls: int('post-urls', 1),
     queued: int('queued', 1),
@@ -90,6 +123,8 @@ export function parseParams(args: string[] = process.argv.slice(2)) {
     phaseTimeoutMs: int('phase-timeout-s', 1) * 1000,
     phases: new Set(phases as Phase[]),
     serviceDir: resolve(values['service-dir']),
+    serviceBuild: build as 'image' | 'start',
+    serviceEnv,
     serviceNodeOptions: values['service-node-options'],
     probe: values.probe !== '',
     out: resolve(values.out),

@@ -3,11 +3,12 @@
  * de-duplicated anywhere) and frees the sandbox's stored uploads when it is done.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Api } from './api.ts'
+import { type Api, createApi } from './api.ts'
 import type { Params } from './args.ts'
 import { cpuMs, type Fakes, type ServiceProcess } from './processes.ts'
-import type { RawPipeline } from './raw.ts'
-import { type Figures, median, percentiles } from './report.ts'
+import { forkRawPipeline, type RawPipeline } from './raw.ts'
+import { startReference } from './reference.ts'
+import { type Figures, median, type Percentiles, percentiles } from './report.ts'
 
 export type Context = {
   params: Params
@@ -131,6 +132,7 @@ export async function throughput(ctx: Context): Promise<{ figures: Figures['thro
   return {
     rounds,
     figures: {
+      items: params.items,
       serviceItemsPerSec: params.items / (serviceMs / 1000),
       rawItemsPerSec: params.items / (rawMs / 1000),
       ratio: rawMs / serviceMs,
@@ -147,23 +149,133 @@ export async function throughput(ctx: Context): Promise<{ figures: Figures['thro
   }
 }
 
-/** A throughput run of its own, with sequential status reads for as long as it is busy. */
-export async function statusBusy(ctx: Context, jobId: string, idle: number[]): Promise<Figures['status']> {
+/**
+ * Sequential timed reads, one every `everyMs` (or as soon as the previous one ends if it took
+ * longer), for as long as `work` runs; those that started before it ended (`work`'s stamp). Paced,
+ * so that a fast server is not read more often, and its reader and itself take no more of the
+ * machine than a slow one's.
+ */
+async function readWhile(
+  api: Api,
+  jobId: string,
+  everyMs: number,
+  work: () => Promise<number>,
+): Promise<number[]> {
   const samples: Array<{ at: number; ms: number }> = []
   let busy = true
   const reads = (async () => {
-    while (busy) samples.push({ ms: await ctx.api.timedStatus(jobId), at: Date.now() })
+    while (busy) {
+      const at = Date.now()
+      const ms = await api.timedStatus(jobId)
+      samples.push({ ms, at })
+      if (ms < everyMs) await sleep(everyMs - ms)
+    }
   })()
   reads.catch(() => {}) // awaited below; this only keeps an early failure from going unhandled
-  const run = await serviceRun(ctx, ctx.params.items).finally(() => {
+  const ended = await work().finally(() => {
     busy = false
   })
   await reads
-  const during = samples.filter((s) => s.at <= run.finished).map((s) => s.ms)
-  return {
-    idle: percentiles(idle),
-    busy: percentiles(during),
-    busyItemsPerSec: ctx.params.items / (run.ms / 1000),
+  return samples.filter((s) => s.at <= ended).map((s) => s.ms)
+}
+
+const SIDES = ['service', 'reference'] as const
+
+export type StatusRound = {
+  service: Percentiles
+  reference: Percentiles
+  /** Service busy p99 ÷ reference busy p99. */
+  p99Ratio: number
+  serviceItemsPerSec: number
+  rawItemsPerSec: number
+  /** CPU time per item of the process doing the work: the service, or the raw pipeline's child. */
+  cpuMsPerItem: { service: number; raw: number }
+}
+
+/**
+ * The status route under full load against a trivial server under the same load: each round, the
+ * service processes `items` while its status route is read every `statusEveryMs`, and the raw pipeline (a
+ * child process) moves as many items while the reference server (another one) is read by the same
+ * code, answering the same bytes. Rounds alternate which goes first; figures are medians of rounds.
+ */
+export async function statusBusy(
+  ctx: Context,
+  jobId: string,
+  idle: number[],
+): Promise<{ figures: Figures['status']; rounds: StatusRound[] }> {
+  const { params, fakes, service, api, log } = ctx
+  const reference = await startReference(await api.statusBytes(jobId))
+  const referenceApi = createApi(reference.url)
+  const raw = await forkRawPipeline(fakes.origin, fakes.sandbox)
+  try {
+    const referenceIdle = await statusIdle({ ...ctx, api: referenceApi }, jobId)
+    await rawRun({ ...ctx, raw }, params.jobSize) // the child's JIT and connections
+    const rounds: StatusRound[] = []
+    for (let round = 0; round < params.rounds; round += 1) {
+      const measure = {
+        async service() {
+          const cpu = cpuMs(service.pid)
+          let ms = 0
+          const samples = await readWhile(api, jobId, params.statusEveryMs, async () => {
+            const run = await serviceRun(ctx, params.items)
+            ms = run.ms
+            return run.finished
+          })
+          return { samples, ms, cpu: cpuMs(service.pid) - cpu }
+        },
+        async reference() {
+          const cpu = cpuMs(raw.pid)
+          let ms = 0
+          const samples = await readWhile(referenceApi, jobId, params.statusEveryMs, async () => {
+            ms = await raw.run(seeds(params.items), params.items, params.concurrency)
+            const ended = Date.now()
+            await fakes.reset()
+            return ended
+          })
+          return { samples, ms, cpu: cpuMs(raw.pid) - cpu }
+        },
+      }
+      const runs: Partial<Record<keyof typeof measure, Awaited<ReturnType<typeof measure.service>>>> = {}
+      for (const side of round % 2 === 0 ? SIDES : [...SIDES].reverse()) runs[side] = await measure[side]()
+      const { service: s, reference: r } = runs as Required<typeof runs>
+      const result: StatusRound = {
+        service: percentiles(s.samples),
+        reference: percentiles(r.samples),
+        p99Ratio: percentiles(s.samples).p99 / percentiles(r.samples).p99,
+        serviceItemsPerSec: params.items / (s.ms / 1000),
+        rawItemsPerSec: params.items / (r.ms / 1000),
+        cpuMsPerItem: { service: s.cpu / params.items, raw: r.cpu / params.items },
+      }
+      rounds.push(result)
+      log(
+        `  round ${round + 1}: status p99 service ${result.service.p99.toFixed(2)} ms (${result.service.samples} reads, ${result.serviceItemsPerSec.toFixed(0)} items/s), ` +
+          `reference ${result.reference.p99.toFixed(2)} ms (${result.reference.samples} reads, raw ${result.rawItemsPerSec.toFixed(0)} items/s): ratio ${result.p99Ratio.toFixed(2)}`,
+      )
+    }
+    const mid = (pick: (r: StatusRound) => number) => median(rounds.map(pick))
+    const busy = (side: 'service' | 'reference'): Percentiles => ({
+      samples: rounds.reduce((sum, r) => sum + r[side].samples, 0),
+      p50: mid((r) => r[side].p50),
+      p90: mid((r) => r[side].p90),
+      p99: mid((r) => r[side].p99),
+      max: mid((r) => r[side].max),
+    })
+    return {
+      rounds,
+      figures: {
+        idle: percentiles(idle),
+        referenceIdle: percentiles(referenceIdle),
+        busy: busy('service'),
+        referenceBusy: busy('reference'),
+        p99Ratio: mid((r) => r.p99Ratio),
+        everyMs: params.statusEveryMs,
+        busyItemsPerSec: mid((r) => r.serviceItemsPerSec),
+        rawItemsPerSec: mid((r) => r.rawItemsPerSec),
+        cpuMsPerItem: { service: mid((r) => r.cpuMsPerItem.service), raw: mid((r) => r.cpuMsPerItem.raw) },
+      },
+    }
+  } finally {
+    await Promise.all([raw.close(), reference.close(), referenceApi.close()])
   }
 }
 

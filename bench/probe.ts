@@ -1,6 +1,6 @@
 /**
- * Diagnostics preloaded into the service when a target is missed:
- * `npm run bench -- --service-node-options="--import ./bench/probe.ts"`.
+ * Diagnostics preloaded into the service when a target is missed: `npm run bench -- --probe 1`
+ * (stripped to .js first when the service runs as the image does, so it loads no type stripper).
  * Every second it writes one `bench-probe` JSON line to stderr (the service log): memory by kind
  * (heap spaces, external, ArrayBuffers, anonymous vs file-backed RSS), event-loop delay and GC
  * pauses since the previous line. It only observes; it never forces a GC.

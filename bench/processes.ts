@@ -1,12 +1,16 @@
 /**
- * The child processes: the fakes (steered over IPC) and the service as users run it
- * (`node src/server.ts` with its env), with their memory and CPU time read from /proc.
+ * The child processes: the fakes (steered over IPC) and the service as users run it (the Docker
+ * image's `node src/server.js`, or `npm start`'s `node src/server.ts`, with its env), with their
+ * memory and CPU time read from /proc.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
+import { stripTree } from '../scripts/strip-types.ts'
 import type { FakesCommand, FakesReady, FakesReply, FakesStats } from './fakes.ts'
 
 export type ServiceProcess = {
@@ -14,7 +18,7 @@ export type ServiceProcess = {
   readonly pid: number
   readonly logFile: string
   /** VmRSS and VmHWM in bytes, from /proc/<pid>/status. */
-  memory(): { rss: number; hwm: number }
+  memory(): Memory
   stop(): Promise<void>
   kill(): void
 }
@@ -27,11 +31,19 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export function readMemory(pid: number): { rss: number; hwm: number } {
+/** Bytes: resident (anonymous memory + pages of files, the `node` binary's code above all) and its high-water mark. */
+export type Memory = { rss: number; hwm: number; anon: number; file: number }
+
+export function readMemory(pid: number): Memory {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = (name: string) =>
     Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN)
-  return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 }
+  return {
+    rss: kb('VmRSS') * 1024,
+    hwm: kb('VmHWM') * 1024,
+    anon: kb('RssAnon') * 1024,
+    file: kb('RssFile') * 1024,
+  }
 }
 
 /** CPU time (user + system) the process has used so far, in ms; /proc counts in ticks of 10 ms. */
@@ -41,14 +53,32 @@ export function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
+/**
+ * The checkout as the Docker image holds it: src/ stripped to plain .js (scripts/strip-types.ts, as
+ * the Dockerfile does), next to the checkout's public/, package.json and node_modules. Returns the
+ * folder and a function that removes it.
+ */
+export function imageCopy(dir: string): { dir: string; remove: () => void } {
+  const copy = mkdtempSync(join(tmpdir(), 'imgur-bench-image-'))
+  stripTree(join(dir, 'src'), join(copy, 'src'))
+  copyFileSync(join(dir, 'package.json'), join(copy, 'package.json'))
+  symlinkSync(resolve(dir, 'public'), join(copy, 'public'))
+  symlinkSync(resolve(dir, 'node_modules'), join(copy, 'node_modules'))
+  return { dir: copy, remove: () => rmSync(copy, { recursive: true, force: true }) }
+}
+
 export async function startService(options: {
   dir: string
+  /** The file `node` runs, relative to `dir`: src/server.ts (npm start) or src/server.js (the image). */
+  entry: string
   env: Record<string, string>
   logFile: string
   nodeOptions?: string
   timeoutMs: number
 }): Promise<ServiceProcess> {
   const port = await freePort()
+  // On the command line, as npm start and the image's CMD give them (NODE_OPTIONS refuses some V8 flags).
+  const flags = (options.nodeOptions ?? '').split(/\s+/).filter((flag) => flag !== '')
   const log = openSync(options.logFile, 'w')
   // A clean environment: nothing from the caller's shell (PORT, IMGUR_*) leaks into the measurement.
   const env: Record<string, string> = {
@@ -57,9 +87,8 @@ export async function startService(options: {
     HOST: '127.0.0.1',
     PORT: String(port),
     ...options.env,
-    ...(options.nodeOptions?.trim() ? { NODE_OPTIONS: options.nodeOptions.trim() } : {}),
   }
-  const child: ChildProcess = spawn(process.execPath, ['src/server.ts'], {
+  const child: ChildProcess = spawn(process.execPath, [...flags, options.entry], {
     cwd: options.dir,
     env,
     stdio: ['ignore', log, log],

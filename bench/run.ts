@@ -1,16 +1,21 @@
 /**
  * The benchmark: `npm run bench [-- --items 2000 --job-size 100 --concurrency 8 --image-kb 100]`
  * (`-- --help` lists every option). Starts the fakes (origin + Imgur sandbox) and the service as
- * child processes, measures throughput against a raw pipeline, API latency and memory, and the
- * conversion of large photographs against sharp alone (bench/conversion.ts), prints a table and
- * writes bench/results/latest.json. Children die with it, however it ends.
+ * child processes (by default as the Docker image runs it: types stripped at build time), measures
+ * throughput against a raw pipeline, status reads against a trivial reference server under the same
+ * load, API latency and memory, what idle memory is made of (bench/footprint.ts), and the
+ * conversion of large photographs against sharp alone (bench/conversion.ts), prints every figure
+ * next to its target and writes bench/results/latest.json. Children die with it, however it ends.
  */
 import type { ChildProcess } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stripSource } from '../scripts/strip-types.ts'
 import { createApi } from './api.ts'
 import { type Phase, parseParams, usage } from './args.ts'
 import { conversion } from './conversion.ts'
+import { footprint } from './footprint.ts'
 import {
   type Context,
   postLatency,
@@ -23,7 +28,7 @@ import {
   withLatency,
 } from './phases.ts'
 import { materials } from './photos.ts'
-import { type Fakes, type ServiceProcess, startFakes, startService } from './processes.ts'
+import { type Fakes, imageCopy, type ServiceProcess, startFakes, startService } from './processes.ts'
 import { createRawPipeline } from './raw.ts'
 import { type Figures, machine, summariseProbe, table, targets, writeJson } from './report.ts'
 
@@ -66,33 +71,60 @@ async function phase<T>(name: string, work: () => Promise<T>, timeoutMs = params
 }
 
 const logs: Record<string, string> = {}
+// The checkout as the Docker image holds it (src/ as .js), made once; removed when the run ends.
+const image = imageCopy(params.serviceDir)
+process.on('exit', image.remove)
+const served =
+  params.serviceBuild === 'image'
+    ? { dir: image.dir, entry: 'src/server.js' }
+    : { dir: params.serviceDir, entry: 'src/server.ts' }
+
+function serviceEnv(fakes: Fakes): Record<string, string> {
+  const C = String(params.concurrency)
+  return {
+    IMGUR_API_URL: fakes.sandbox,
+    IMGUR_CLIENT_ID: 'bench',
+    FETCH_ALLOW_PRIVATE_NETWORKS: 'true',
+    PER_HOST_CONCURRENCY: C,
+    UPLOAD_CONCURRENCY: C,
+    LOG_LEVEL: 'warn',
+    MAX_URLS_PER_JOB: String(Math.max(params.jobSize, params.postUrls)),
+    // The queued phase holds its two warm-up jobs too.
+    MAX_PENDING_ITEMS: String(params.queued + params.items + 3 * params.postUrls),
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    // The benchmark is one client submitting far more than a person would: no per-client limits.
+    SUBMIT_RATE_LIMIT: '1000000',
+    DAILY_URL_QUOTA: '0',
+    CONVERT_CONCURRENCY: String(params.convertConcurrency),
+    // The conversion phase measures time, not deadlines: a slow build must still finish its files.
+    CONVERT_TIMEOUT_MS: '600000',
+  }
+}
+
+function probeJs(): string {
+  const source = fileURLToPath(new URL('./probe.ts', import.meta.url))
+  const path = join(image.dir, 'probe.js')
+  writeFileSync(
+    path,
+    stripSource(readFileSync(source, 'utf8'), source, () => false),
+  )
+  return path
+}
 
 /** Starts the service as users run it, watched by the fakes in case the benchmark dies. */
 async function launch(fakes: Fakes, name: string): Promise<ServiceProcess> {
-  const C = String(params.concurrency)
-  const probe = fileURLToPath(new URL('./probe.ts', import.meta.url))
+  // A .ts probe would load the type stripper into a service that otherwise does without it.
+  const probe =
+    params.serviceBuild === 'image' ? probeJs() : fileURLToPath(new URL('./probe.ts', import.meta.url))
   const service = await startService({
-    dir: params.serviceDir,
+    ...served,
     logFile: `/tmp/bench-service-${process.pid}-${name}.log`,
     timeoutMs: 30_000,
     nodeOptions: `${params.serviceNodeOptions} ${params.probe ? `--import=${probe}` : ''}`,
     env: {
-      IMGUR_API_URL: fakes.sandbox,
-      IMGUR_CLIENT_ID: 'bench',
-      FETCH_ALLOW_PRIVATE_NETWORKS: 'true',
-      PER_HOST_CONCURRENCY: C,
-      UPLOAD_CONCURRENCY: C,
-      LOG_LEVEL: 'warn',
-      MAX_URLS_PER_JOB: String(Math.max(params.jobSize, params.postUrls)),
-      // The queued phase holds its two warm-up jobs too.
-      MAX_PENDING_ITEMS: String(params.queued + params.items + 3 * params.postUrls),
-      SHUTDOWN_TIMEOUT_MS: '2000',
-      // The benchmark is one client submitting far more than a person would: no per-client limits.
-      SUBMIT_RATE_LIMIT: '1000000',
-      DAILY_URL_QUOTA: '0',
-      CONVERT_CONCURRENCY: String(params.convertConcurrency),
-      // The conversion phase measures time, not deadlines: a slow build must still finish its files.
-      CONVERT_TIMEOUT_MS: '600000',
+      ...serviceEnv(fakes),
+      // MALLOC_* is read by glibc before main(): the image sets it with ENV, npm start prefixes the command.
+      ...params.serviceEnv,
     },
   })
   children.service = service
@@ -137,8 +169,13 @@ async function main() {
     runs.throughput = result.rounds
   }
   figures.memory = { idleRss, hwm: service.memory().hwm }
-  if (has('status'))
-    figures.status = await phase('status reads while busy', () => statusBusy(ctx, statusJob, idleStatus))
+  if (has('status')) {
+    const result = await phase('status reads while busy, service and reference', () =>
+      statusBusy(ctx, statusJob, idleStatus),
+    )
+    figures.status = result.figures
+    runs.status = result.rounds
+  }
   if (has('latency'))
     figures.latency = await phase(`${params.latencyMs} ms upload latency`, () => withLatency(ctx))
   if (has('post')) figures.post = await phase(`${params.postUrls}-URL POSTs`, () => postLatency(ctx))
@@ -165,11 +202,22 @@ async function main() {
       return queued
     })
   }
+  if (has('footprint')) {
+    figures.footprint = await phase('footprint', () =>
+      footprint({
+        checkout: params.serviceDir,
+        image: image.dir,
+        nodeOptions: params.serviceNodeOptions,
+        env: serviceEnv(fakes),
+        log,
+      }),
+    )
+  }
   fakes.close()
 
   const checks = targets(figures)
   const probe = params.probe ? summariseProbe(logs) : undefined
-  const { items, jobSize, concurrency, imageBytes, rounds } = params
+  const { items, jobSize, concurrency, imageBytes, rounds, serviceBuild } = params
   writeJson(params.out, {
     started: started.toISOString(),
     machine: { ...info, loadAverageAtEnd: machine().loadAverage },
@@ -180,7 +228,9 @@ async function main() {
     fakes: fakesStats,
     ...(probe && { probe }),
   })
-  console.log(table({ items, jobSize, concurrency, imageBytes, rounds }, figures, checks))
+  const env = Object.entries(params.serviceEnv).map(([name, value]) => ` ${name}=${value}`)
+  const run = `${serviceBuild} ${params.serviceNodeOptions}${env.join('')}`
+  console.log(table({ items, jobSize, concurrency, imageBytes, rounds, service: run }, figures, checks))
   if (probe?.main) console.log(`\nprobe (main service): ${JSON.stringify(probe.main.summary)}`)
   console.log(`\nJSON: ${params.out}`)
   for (const file of Object.values(logs)) rmSync(file, { force: true }) // kept only when a run fails

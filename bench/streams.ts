@@ -50,6 +50,7 @@ async function openUnread(base: string, jobId: string): Promise<Socket> {
 for (const streams of counts.length > 0 ? counts : [0, 5, 50]) {
   const service = await startService({
     dir,
+    entry: 'src/server.ts',
     env: {
       IMGUR_API_URL: 'http://127.0.0.1:9',
       IMGUR_CLIENT_ID: 'bench',

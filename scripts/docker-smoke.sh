@@ -22,6 +22,7 @@ docker_sudo=$(docker info >/dev/null 2>&1 || echo sudo)
 id="smoke-$$"
 tag="imgur-upload-service:$id"
 deps="imgur-upload-service:$id-deps"
+build="imgur-upload-service:$id-build"
 name="imgur-upload-$id"
 # The fleet's Compose project: its containers, network and images are named after it.
 project="imgur-fleet-$id"
@@ -50,6 +51,7 @@ cleanup() {
   docker rm -f "$name" >/dev/null 2>&1 || true
   docker image rm -f "$tag" >/dev/null 2>&1 || true
   docker image rm -f "$deps" >/dev/null 2>&1 || true
+  docker image rm -f "$build" >/dev/null 2>&1 || true
   exit "$status"
 }
 trap cleanup EXIT
@@ -58,11 +60,15 @@ fail() {
   exit 1
 }
 
-# The dependency stage gets a tag of its own so that cleanup removes it too.
+# The dependency and type-stripping stages get tags of their own so that cleanup removes them too.
 docker build --network host --target deps -t "$deps" . >/dev/null
+docker build --network host --target build -t "$build" . >/dev/null
 docker build --network host -t "$tag" . >/dev/null
 echo "image size: $(docker image inspect -f '{{.Size}}' "$tag") bytes"
 [ "$(docker image inspect -f '{{.Config.User}}' "$tag")" = node ] || fail 'the image does not run as user node'
+# The image runs plain JavaScript: a .ts file in it would load Node's type stripper (26 MB resident).
+stray=$(docker run --rm --entrypoint find "$tag" /app/src -type f ! -name '*.js')
+[ -z "$stray" ] || fail "the image holds files other than .js in src/: $stray"
 
 free_port() {
   "$node" -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close() })"

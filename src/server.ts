@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { type Config, ConfigError, loadConfig } from './config.ts'
 import { buildApp } from './http/app.ts'
 import { createLogger } from './log.ts'
-import { createSandbox } from './sandbox/sandbox.ts'
+import type { Sandbox } from './sandbox/sandbox.ts'
 import { createService } from './service.ts'
 
 let config: Config
@@ -18,8 +18,10 @@ try {
 
 const log = createLogger(config.logLevel)
 
-let sandbox: ReturnType<typeof createSandbox> | undefined
+let sandbox: Sandbox | undefined
 if (config.imgurMode === 'sandbox') {
+  // Loaded only in sandbox mode: with Imgur credentials set, its code would be resident for nothing.
+  const { createSandbox } = await import('./sandbox/sandbox.ts')
   // A client id made fresh for each process: only this service can upload to its sandbox.
   const clientId = randomUUID()
   sandbox = createSandbox({

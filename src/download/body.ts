@@ -57,17 +57,41 @@ export async function readHead(chunks: AsyncIterator<Buffer>, want: number): Pro
   return head
 }
 
+/** The head as one buffer: its chunk itself when there is one (usually), a copy only when there are several. */
+export function headBytes(head: Head): Buffer {
+  return head.chunks.length === 1 ? (head.chunks[0] as Buffer) : Buffer.concat(head.chunks, head.size)
+}
+
 /**
  * Buffers the rest of a body after its head, counting DECODED bytes and failing on byte cap+1
- * (never truncating): a gzip bomb stops after ~cap bytes of output, not after inflating.
+ * (never truncating): a gzip bomb stops after ~cap bytes of output, not after inflating. With the
+ * body's length known (`length`: a Content-Length that counts decoded bytes), the bytes are copied
+ * into one buffer of that size as they arrive: each chunk can be collected at once, instead of all
+ * of them living on until a joined copy of the whole body is made at the end.
  */
 export async function collectCapped(
   chunks: AsyncIterator<Buffer>,
   head: Head,
   maxBytes: number,
+  length?: number,
 ): Promise<Buffer> {
-  const parts = [...head.chunks]
-  let total = head.size
+  const sized =
+    length !== undefined && Number.isSafeInteger(length) && length >= head.size && length <= maxBytes
+  // Its own memory, never a slice of Buffer's shared pool (which a small image would keep whole).
+  const into = sized ? Buffer.allocUnsafeSlow(length) : undefined
+  // Without a length, or past it (an origin sending more than it declared), chunks are kept and joined.
+  const parts: Buffer[] = []
+  let total = 0
+  const add = (chunk: Buffer) => {
+    if (into !== undefined && parts.length === 0 && total + chunk.length <= into.length) {
+      chunk.copy(into, total)
+    } else {
+      if (into !== undefined && parts.length === 0) parts.push(into.subarray(0, total))
+      parts.push(chunk)
+    }
+    total += chunk.length
+  }
+  for (const chunk of head.chunks) add(chunk)
   let done = head.done
   try {
     while (true) {
@@ -75,13 +99,12 @@ export async function collectCapped(
       if (done) break
       const next = await chunks.next()
       if (next.done) done = true
-      else {
-        total += next.value.length
-        parts.push(next.value)
-      }
+      else add(next.value)
     }
   } finally {
     if (!done) await chunks.return?.()
   }
+  // Fewer bytes than declared: only those that arrived are handed on, never uninitialised memory.
+  if (into !== undefined && parts.length === 0) return total === into.length ? into : into.subarray(0, total)
   return Buffer.concat(parts, total)
 }

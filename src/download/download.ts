@@ -3,7 +3,7 @@ import { isServiceError, ServiceError } from '../errors.ts'
 import type { Sniffed } from '../media.ts'
 import { formatBytes } from '../units.ts'
 import { checkHost, checkUrl, isBlockedAddress, originOf } from './address.ts'
-import { collectCapped, decodedChunks, decoderFor, readHead, tooLarge } from './body.ts'
+import { collectCapped, decodedChunks, decoderFor, headBytes, readHead, tooLarge } from './body.ts'
 import { type AddressPolicy, createAgent, osLookup, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
 import { classify, sniffVideo } from './sniff.ts'
@@ -159,17 +159,17 @@ export function createDownloader(options: DownloadOptions): Downloader {
       throw error
     }
     state.reading = true
+    // Decoded bytes differ from the declared length, which then sizes neither a buffer nor an upload.
+    const length = decoder || !Number.isSafeInteger(declared) ? undefined : declared
     const chunks = decodedChunks(body, decoder)
     const head = await readHead(chunks, SNIFF_BYTES).catch(async (error) => {
       await chunks.return(undefined)
       throw error
     })
-    const video = await sniffVideo(Buffer.concat(head.chunks))
+    const video = await sniffVideo(headBytes(head))
     if (video && maxVideoBytes > 0) {
       deadline.extend(options.videoTimeoutMs ?? options.timeoutMs)
       const stream = videoStream(head, chunks, body, maxVideoBytes, fail, () => deadline.clear())
-      // Decoded bytes differ from the declared length, which then cannot size the upload.
-      const length = decoder || !Number.isSafeInteger(declared) ? undefined : declared
       return { kind: 'video' as const, url: url.href, type: video, length, stream }
     }
     if (video) {
@@ -183,7 +183,7 @@ export function createDownloader(options: DownloadOptions): Downloader {
       await chunks.return(undefined)
       throw tooLarge(options.maxBytes)
     }
-    const bytes = await collectCapped(chunks, head, options.maxBytes)
+    const bytes = await collectCapped(chunks, head, options.maxBytes, length)
     state.reading = false
     if (bytes.length === 0) throw new ServiceError('download_empty', 'origin sent an empty body')
     const type = await classify(bytes)

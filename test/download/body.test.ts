@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { test } from 'node:test'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
-import { collectCapped, decodedChunks, decoderFor } from '../../src/download/body.ts'
+import { collectCapped, decodedChunks, decoderFor, headBytes } from '../../src/download/body.ts'
 
 const read = (bytes: Buffer, encoding: string | undefined, maxBytes = 1024) =>
   collectCapped(
@@ -43,4 +43,44 @@ test('an unsupported or corrupt encoding is a permanent failure', async () => {
       return true
     },
   )
+})
+
+/** The body's chunks after a head of `headChunks`, collected with a declared `length`. */
+const sized = (head: Buffer[], rest: Buffer[], length: number | undefined, maxBytes = 1024) =>
+  collectCapped(
+    decodedChunks(Readable.from(rest), undefined),
+    { chunks: head, size: head.reduce((n, c) => n + c.length, 0), done: false },
+    maxBytes,
+    length,
+  )
+
+test('with a declared length the bytes land in one buffer of that size, the same bytes as without', async () => {
+  const bytes = Buffer.from(Array.from({ length: 700 }, (_, i) => i % 251))
+  const head = [bytes.subarray(0, 100), bytes.subarray(100, 150)]
+  const rest = [bytes.subarray(150, 400), bytes.subarray(400)]
+  const collected = await sized(head, rest, 700)
+  assert.deepEqual(collected, bytes)
+  assert.equal(collected.buffer.byteLength, 700, 'one buffer of the declared size, not a copy of one')
+  assert.deepEqual(await sized(head, rest, undefined), bytes)
+})
+
+test('a body shorter or longer than declared keeps exactly the bytes that arrived', async () => {
+  const bytes = Buffer.from('0123456789abcdef')
+  const short = await sized([bytes.subarray(0, 4)], [bytes.subarray(4, 10)], 16)
+  assert.deepEqual(short, bytes.subarray(0, 10))
+  const long = await sized([bytes.subarray(0, 4)], [bytes.subarray(4, 10), bytes.subarray(10)], 8)
+  assert.deepEqual(long, bytes)
+})
+
+test('the cap holds whatever length is declared', async () => {
+  await assert.rejects(sized([Buffer.alloc(10)], [Buffer.alloc(1015)], 1025), { code: 'download_too_large' })
+  await assert.rejects(sized([Buffer.alloc(10)], [Buffer.alloc(1015)], 100), { code: 'download_too_large' })
+  assert.equal((await sized([Buffer.alloc(10)], [Buffer.alloc(1014)], 1024)).length, 1024)
+})
+
+test('the head is sniffed as it is when it is one chunk, joined when it is several', () => {
+  const one = Buffer.from('one chunk')
+  assert.equal(headBytes({ chunks: [one], size: one.length, done: false }), one)
+  const joined = headBytes({ chunks: [Buffer.from('two '), Buffer.from('chunks')], size: 10, done: false })
+  assert.equal(joined.toString(), 'two chunks')
 })
