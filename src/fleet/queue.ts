@@ -12,8 +12,9 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Reservation } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
+import { admit } from '../jobs/admission.ts'
 import type { JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
-import { createJob, itemBytes, type JobOptions, type Outcome, type Reason } from '../jobs/model.ts'
+import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
 import { HostSlots, hostOf } from '../jobs/turns.ts'
 
@@ -157,30 +158,15 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     options: JobOptions = {},
   ): Promise<JobView> {
     const { store, log } = this.#deps
-    if (this.#closed) {
-      throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
-        retryAfterMs: 10_000,
-      })
-    }
     const { maxPendingItems, maxPendingBytes } = this.#options
-    const stats = await store.stats()
-    if (stats.pendingItems + urls.length > maxPendingItems) {
-      throw new ServiceError(
-        'queue_full',
-        `the fleet has ${stats.pendingItems} URLs waiting (limit ${maxPendingItems}); submit again later`,
-        { retryAfterMs: 30_000 },
-      )
-    }
-    const job = createJob(urls, targets, options, this.#now())
-    let bytes = 0
-    for (const item of job.items) bytes += itemBytes(item)
-    if (stats.pendingBytes + bytes > maxPendingBytes) {
-      throw new ServiceError(
-        'queue_full',
-        `the URLs waiting would take more memory than the fleet allows (${maxPendingBytes} bytes); submit again later`,
-        { retryAfterMs: 30_000 },
-      )
-    }
+    const stats = this.#closed ? { pendingItems: 0, pendingBytes: 0 } : await store.stats()
+    const { job, bytes } = admit(urls, targets, options, {
+      closed: this.#closed,
+      waiting: stats,
+      limits: this.#options,
+      now: this.#now(),
+      where: 'the fleet',
+    })
     await store.add(job)
     // Known at once here, so /ready and `accepting` need not wait for the next refresh.
     this.#full =

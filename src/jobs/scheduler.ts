@@ -8,8 +8,9 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { Reservation } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
+import { admit } from './admission.ts'
 import type { ItemView, JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from './contract.ts'
-import { createJob, itemBytes, type JobOptions, type Outcome, type Reason } from './model.ts'
+import type { JobOptions, Outcome, Reason } from './model.ts'
 import { type RetryPolicy, retryDelay } from './retry.ts'
 import type { MemoryJobStore } from './store.ts'
 import { createTurn, exhausted, HostSlots, hostOf, pick, type Turn, takeRest } from './turns.ts'
@@ -91,30 +92,13 @@ export class Scheduler extends EventEmitter<QueueEvents> implements JobQueue {
     options: JobOptions = {},
   ): Promise<JobView> {
     const { store } = this.#deps
-    if (this.#closed) {
-      throw new ServiceError('shutting_down', 'the service is shutting down; submit again shortly', {
-        retryAfterMs: 10_000,
-      })
-    }
-    const room = this.#options.maxPendingItems - store.pendingItems
-    if (urls.length > room) {
-      throw new ServiceError(
-        'queue_full',
-        `the service has ${store.pendingItems} URLs waiting (limit ${this.#options.maxPendingItems}); submit again later`,
-        { retryAfterMs: 30_000 },
-      )
-    }
-    const job = createJob(urls, targets, options, this.#now())
-    const { maxPendingBytes = Number.POSITIVE_INFINITY } = this.#options
-    let bytes = 0
-    for (const item of job.items) bytes += itemBytes(item)
-    if (store.pendingBytes + bytes > maxPendingBytes) {
-      throw new ServiceError(
-        'queue_full',
-        `the URLs waiting would take more memory than the service allows (${maxPendingBytes} bytes); submit again later`,
-        { retryAfterMs: 30_000 },
-      )
-    }
+    const { job } = admit(urls, targets, options, {
+      closed: this.#closed,
+      waiting: store,
+      limits: this.#options,
+      now: this.#now(),
+      where: 'the service',
+    })
     await store.add(job)
     this.#enqueue(createTurn(job, this.#deps.credentialKey(options.clientId)))
     // Not a microtask: that would run before the submitter's `await` resumes, so the job it gets
