@@ -1,25 +1,30 @@
 /**
- * Wires the domain together from the configuration: downloader, Imgur client, store and queue.
- * server.ts and the tests share it, so what is tested is what runs.
+ * Wires the domain together from the configuration: the item pipeline (its own thread), the Imgur
+ * client of the album step, budgets, store and queue. server.ts and the tests share it, so what
+ * is tested is what runs.
  */
 import type { Logger } from 'pino'
 import { Budgets } from './budgets.ts'
 import type { Config } from './config.ts'
-import { createPreparer } from './convert/prepare.ts'
-import { createDownloader, type Downloader, type DownloadOptions } from './download/download.ts'
+import type { Downloader, DownloadOptions } from './download/download.ts'
 import { createImgurClient } from './imgur/client.ts'
 import { Albums } from './jobs/albums.ts'
-import type { JobQueue, JobStore, Work } from './jobs/contract.ts'
+import type { JobQueue, JobStore } from './jobs/contract.ts'
+import {
+  imgurOptions,
+  inlinePipeline,
+  type Pipeline,
+  type PipelineLinks,
+  pipelineSettings,
+  ThreadPipeline,
+  USER_AGENT,
+} from './jobs/pipeline.ts'
 import { Scheduler } from './jobs/scheduler.ts'
 import { MemoryJobStore } from './jobs/store.ts'
-import { Uploads } from './jobs/uploads.ts'
-import { processItem, type WorkerDeps } from './jobs/worker.ts'
 import { Webhooks } from './webhooks/delivery.ts'
 
-export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
-
 export type ServiceOverrides = {
-  /** The resolver downloads use (tests inject one to play DNS tricks). */
+  /** The resolver downloads use (tests inject one to play DNS tricks). With either seam the pipeline runs inline. */
   lookup?: DownloadOptions['lookup']
   /** A downloader standing in for the network (tests that must not dial anything). */
   downloader?: Downloader
@@ -35,50 +40,29 @@ export type ServiceOverrides = {
  * budgets, de-duplication and queue are shared through Redis. Everything else is the same.
  */
 export async function createService(config: Config, log: Logger, overrides: ServiceOverrides = {}) {
+  const settings = pipelineSettings(config)
   const fleet =
     config.redisUrl === undefined
       ? undefined
       : await (await import('./fleet/fleet.ts')).joinFleet(config, log)
-  const downloader =
-    overrides.downloader ??
-    createDownloader({
-      // Past MAX_IMAGE_BYTES an image is only worth downloading when it may be converted or re-encoded.
-      maxBytes:
-        config.convertUnsupported || config.reencodeOversized
-          ? config.maxDownloadBytes
-          : config.maxImageBytes,
-      maxVideoBytes: config.maxVideoBytes,
-      videoTimeoutMs: config.videoTimeoutMs,
-      timeoutMs: config.fetchTimeoutMs,
-      maxRedirects: config.maxRedirects,
-      allowPrivateNetworks: config.fetchAllowPrivateNetworks,
-      userAgent: USER_AGENT,
-      ownUrls: config.publicUrl === undefined ? [] : [config.publicUrl],
-      ...(overrides.lookup && { lookup: overrides.lookup }),
-    })
-  // Imgur's budgets: recorded by the client from every answer, reserved by the queue and the album step.
+  // Imgur's budgets: recorded from every answer, reserved by the queue and the album step.
   const memoryBudgets = fleet ? undefined : new Budgets({ maxEntries: config.budgetMaxEntries })
   const budgets = fleet?.budgets ?? (memoryBudgets as Budgets)
-  const imgur = createImgurClient({
-    apiUrl: config.imgurApiUrl,
-    clientId: config.imgurClientId,
-    clientSecret: config.imgurClientSecret,
-    refreshToken: config.imgurRefreshToken,
-    timeoutMs: config.uploadTimeoutMs,
-    videoTimeoutMs: config.videoTimeoutMs,
-    userAgent: USER_AGENT,
+  // The album step's client; uploads have the pipeline's own.
+  const imgur = createImgurClient({ ...imgurOptions(settings), budgets })
+  const links: PipelineLinks = {
     budgets,
-    // The built-in sandbox serves album pages where its links point, which may not be its own address.
-    siteUrl: config.imgurMode === 'sandbox' ? config.sandboxPublicUrl : undefined,
-  })
-  const preparer = createPreparer({
-    maxImageBytes: config.maxImageBytes,
-    convertUnsupported: config.convertUnsupported,
-    reencodeOversized: config.reencodeOversized,
-    maxInputPixels: config.maxInputPixels,
-    concurrency: config.convertConcurrency,
-    timeoutMs: config.convertTimeoutMs,
-  })
+    shared: fleet?.uploads,
+    observe: (transfer) => queue.emit('transfer', transfer),
+  }
+  // A resolver or downloader injected by a test cannot cross into a thread: it runs inline then.
+  const pipeline: Pipeline =
+    overrides.lookup || overrides.downloader
+      ? inlinePipeline(settings, { ...links, lookup: overrides.lookup, downloader: overrides.downloader })
+      : new ThreadPipeline(settings, links, {
+          onCrash: (error) =>
+            log.error({ err: error }, 'the item pipeline thread stopped; its items are retried'),
+        })
   const memory = fleet
     ? undefined
     : new MemoryJobStore({
@@ -87,22 +71,13 @@ export async function createService(config: Config, log: Logger, overrides: Serv
         retentionBytes: config.jobRetentionBytes,
       })
   const store: JobStore = fleet?.store ?? (memory as MemoryJobStore)
-  const deps: WorkerDeps = {
-    downloader,
-    imgur,
-    preparer,
-    uploads: new Uploads(config.dedupMaxEntries),
-    ...(fleet && { shared: fleet.uploads }),
-    itemTimeoutMs: config.itemTimeoutMs,
-    observe: (transfer) => queue.emit('transfer', transfer),
-  }
   const retry = {
     maxAttempts: config.retryMaxAttempts,
     baseDelayMs: config.retryBaseDelayMs,
     maxDelayMs: config.retryMaxDelayMs,
     ...(overrides.random && { random: overrides.random }),
   }
-  const work: Work = (input, signal, downloaded) => processItem(deps, input, signal, downloaded)
+  const { work } = pipeline
   const credentialKey = (clientId: string | undefined) => imgur.credentialKey(clientId)
   const queue: JobQueue = fleet
     ? fleet.queue(work, credentialKey, retry)
@@ -154,7 +129,6 @@ export async function createService(config: Config, log: Logger, overrides: Serv
     budgets,
     albums,
     imgur,
-    downloader,
     webhooks,
     /**
      * Stops taking work, lets in-flight items and albums finish for up to `graceMs`, then cancels
@@ -165,7 +139,7 @@ export async function createService(config: Config, log: Logger, overrides: Serv
       await webhooks?.close()
       await store.close()
       await fleet?.close()
-      await Promise.allSettled([downloader.close(), imgur.close()])
+      await Promise.allSettled([pipeline.close(), imgur.close()])
     },
   }
 }

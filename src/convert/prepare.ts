@@ -21,6 +21,8 @@ export type PrepareOptions = {
   concurrency: number
   /** Deadline of one preparation: waiting for a slot, decoding and every encoding attempt. */
   timeoutMs: number
+  /** Told once, when the first image needing decoding loads sharp (libvips). */
+  onLibvips?: () => void
 }
 
 /** What will be uploaded, and what was done to get it (absent when nothing was). */
@@ -50,6 +52,7 @@ export function createPreparer(options: PrepareOptions): Preparer {
   const { maxImageBytes, timeoutMs } = options
   const limit = createLimit(options.concurrency)
   const threads = threadsPerImage(options.concurrency)
+  let loaded = false
 
   async function transform(bytes: Buffer, type: Sniffed, limits: Limits): Promise<Prepared> {
     limits.signal.throwIfAborted()
@@ -58,6 +61,10 @@ export function createPreparer(options: PrepareOptions): Preparer {
       import('./decode.ts'),
       import('./fit.ts'),
     ])
+    if (!loaded) {
+      loaded = true
+      options.onLibvips?.()
+    }
     setThreads(threads)
     const source = await inspect(bytes, type, limits)
     const oversized = bytes.length > maxImageBytes

@@ -1,0 +1,372 @@
+/**
+ * The item pipeline: the downloader, the preparer, the Imgur client that uploads and the
+ * de-duplication table, put together for worker.ts's `processItem` — the `Work` a queue runs.
+ *
+ * By default it runs in a worker thread of its own (pipeline-thread.ts; `ThreadPipeline` is the
+ * main thread's side): hashing, sniffing, multipart framing, conversion glue and the garbage
+ * they make stay off the event loop that answers HTTP, and image buffers live and die in a
+ * small young generation of their own. The main thread keeps the store, the queue, the budgets
+ * (the thread reports every Imgur answer's rate-limit headers, before the item's outcome) and,
+ * in a fleet, Redis (the thread asks through the main thread for the fleet's de-duplication table).
+ * `inlinePipeline` runs the same parts in the calling thread: for tests that inject a resolver
+ * or a downloader, which cannot cross into a thread.
+ */
+import { Worker } from 'node:worker_threads'
+import type { BudgetLedger, ParsedLimits } from '../budgets.ts'
+import type { Config } from '../config.ts'
+import { createPreparer } from '../convert/prepare.ts'
+import { createDownloader, type Downloader, type DownloadOptions } from '../download/download.ts'
+import { type ErrorCode, isServiceError, ServiceError } from '../errors.ts'
+import type { SharedUploads } from '../fleet/uploads.ts'
+import { createImgurClient, type ImgurClientOptions } from '../imgur/client.ts'
+import type { Work, WorkInput } from './contract.ts'
+import type { Outcome } from './model.ts'
+import { type Known, Uploads } from './uploads.ts'
+import { processItem, type Transfer, type WorkerDeps } from './worker.ts'
+
+export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
+
+/** What the pipeline reads of the configuration: all it needs, and no secret it does not. */
+const SETTINGS = [
+  'maxImageBytes',
+  'maxDownloadBytes',
+  'maxVideoBytes',
+  'videoTimeoutMs',
+  'convertUnsupported',
+  'reencodeOversized',
+  'maxInputPixels',
+  'convertConcurrency',
+  'convertTimeoutMs',
+  'fetchTimeoutMs',
+  'uploadTimeoutMs',
+  'fetchAllowPrivateNetworks',
+  'maxRedirects',
+  'publicUrl',
+  'imgurMode',
+  'imgurApiUrl',
+  'imgurClientId',
+  'imgurClientSecret',
+  'imgurRefreshToken',
+  'sandboxPublicUrl',
+  'dedupMaxEntries',
+  'itemTimeoutMs',
+] as const satisfies ReadonlyArray<keyof Config>
+export type PipelineSettings = Pick<Config, (typeof SETTINGS)[number]>
+
+export const pipelineSettings = (config: Config): PipelineSettings =>
+  Object.fromEntries(SETTINGS.map((key) => [key, config[key]])) as PipelineSettings
+
+/** The Imgur client's options but its ledger: the uploads' client and the album step's are alike. */
+export function imgurOptions(settings: PipelineSettings): Omit<ImgurClientOptions<BudgetLedger>, 'budgets'> {
+  return {
+    apiUrl: settings.imgurApiUrl,
+    clientId: settings.imgurClientId,
+    clientSecret: settings.imgurClientSecret,
+    refreshToken: settings.imgurRefreshToken,
+    timeoutMs: settings.uploadTimeoutMs,
+    videoTimeoutMs: settings.videoTimeoutMs,
+    userAgent: USER_AGENT,
+    // The built-in sandbox serves album pages where its links point, which may not be its own address.
+    siteUrl: settings.imgurMode === 'sandbox' ? settings.sandboxPublicUrl : undefined,
+  }
+}
+
+/** What the pipeline needs from where it runs. */
+export type PipelineLinks = {
+  /** Where every Imgur answer's budgets are recorded. */
+  budgets: BudgetLedger
+  /** The fleet's de-duplication table (absent in memory mode). */
+  shared?: Pick<SharedUploads, 'get' | 'set'> | undefined
+  /** Told of every finished download and upload (metrics). */
+  observe(transfer: Transfer): void
+  /** Test seams (inline only): a resolver for the downloads, or a downloader standing in for the network. */
+  lookup?: DownloadOptions['lookup']
+  downloader?: Downloader
+  /** Told once, when the first image needing decoding loads sharp (libvips). */
+  onLibvips?(): void
+}
+
+export type Pipeline = { work: Work; close(): Promise<void> }
+/** Inline, an item needs only its URL and credential. */
+type Item = Pick<WorkInput, 'target' | 'clientId'>
+
+/** The pipeline's parts, running in this thread. */
+export function inlinePipeline(
+  settings: PipelineSettings,
+  links: PipelineLinks,
+): {
+  work(item: Item, signal: AbortSignal, downloaded: () => void): Promise<Outcome>
+  close(): Promise<void>
+} {
+  const downloader =
+    links.downloader ??
+    createDownloader({
+      // Past MAX_IMAGE_BYTES an image is only worth downloading when it may be converted or re-encoded.
+      maxBytes:
+        settings.convertUnsupported || settings.reencodeOversized
+          ? settings.maxDownloadBytes
+          : settings.maxImageBytes,
+      maxVideoBytes: settings.maxVideoBytes,
+      videoTimeoutMs: settings.videoTimeoutMs,
+      timeoutMs: settings.fetchTimeoutMs,
+      maxRedirects: settings.maxRedirects,
+      allowPrivateNetworks: settings.fetchAllowPrivateNetworks,
+      userAgent: USER_AGENT,
+      ownUrls: settings.publicUrl === undefined ? [] : [settings.publicUrl],
+      ...(links.lookup && { lookup: links.lookup }),
+    })
+  const imgur = createImgurClient({ ...imgurOptions(settings), budgets: links.budgets })
+  const preparer = createPreparer({
+    maxImageBytes: settings.maxImageBytes,
+    convertUnsupported: settings.convertUnsupported,
+    reencodeOversized: settings.reencodeOversized,
+    maxInputPixels: settings.maxInputPixels,
+    concurrency: settings.convertConcurrency,
+    timeoutMs: settings.convertTimeoutMs,
+    ...(links.onLibvips && { onLibvips: links.onLibvips }),
+  })
+  const deps: WorkerDeps = {
+    downloader,
+    imgur,
+    preparer,
+    uploads: new Uploads(settings.dedupMaxEntries),
+    ...(links.shared && { shared: links.shared }),
+    itemTimeoutMs: settings.itemTimeoutMs,
+    observe: links.observe,
+  }
+  return {
+    work: (item, signal, downloaded) => processItem(deps, item, signal, downloaded),
+    async close() {
+      // A conversion past its deadline may still be winding down in libvips.
+      await preparer.onIdle()
+      await Promise.allSettled([downloader.close(), imgur.close()])
+    },
+  }
+}
+
+/** An error as it crosses between threads: a ServiceError keeps everything the retry policy reads. */
+export type WireError =
+  | {
+      service: true
+      code: ErrorCode
+      message: string
+      retryable: boolean
+      retryAfterMs: number | undefined
+      details: Record<string, unknown> | undefined
+    }
+  | { service: false; name: string; message: string; stack: string | undefined }
+
+export function toWire(error: unknown): WireError {
+  if (isServiceError(error)) {
+    const { code, message, retryable, retryAfterMs, details } = error
+    return { service: true, code, message, retryable, retryAfterMs, details }
+  }
+  const { name, message, stack } = error instanceof Error ? error : new Error(String(error))
+  return { service: false, name, message, stack }
+}
+
+export function fromWire(wire: WireError): Error {
+  if (wire.service) {
+    const { code, message, retryable, retryAfterMs, details } = wire
+    return new ServiceError(code, message, { retryable, retryAfterMs, details })
+  }
+  const error = new Error(wire.message)
+  error.name = wire.name
+  if (wire.stack !== undefined) error.stack = wire.stack
+  return error
+}
+
+/** From the main thread to the pipeline's. */
+export type ToThread =
+  | { type: 'start'; id: number; item: Item }
+  | { type: 'abort'; id: number; reason: WireError }
+  | { type: 'shared'; call: number; known: Known | undefined; error?: WireError }
+  | { type: 'close' }
+/** From the pipeline's thread to the main thread; a thread's messages arrive in the order sent. */
+export type FromThread =
+  | { type: 'downloaded'; id: number }
+  | { type: 'settled'; id: number; outcome: Outcome }
+  | { type: 'failed'; id: number; error: WireError }
+  | { type: 'transfer'; transfer: Transfer }
+  | { type: 'update'; key: string; parsed: ParsedLimits }
+  | { type: 'on429'; key: string; retryAfterMs: number | undefined; now: number }
+  | { type: 'sharedGet'; call: number; hash: string }
+  | { type: 'sharedSet'; hash: string; known: Known }
+  | { type: 'libvips' }
+
+export type ThreadOptions = {
+  /** The thread ends after this long without an item, giving its memory back; the next item starts another. */
+  idleMs?: number
+  /** V8's young generation in the thread: image buffers are short-lived, and die young in a small one. */
+  youngGenerationMb?: number
+  /** Told when the thread stops unexpectedly (the items it held are retried). */
+  onCrash?(error: Error): void
+  /** The thread's script: pipeline-thread.ts (tests wrap it to make a thread fail). */
+  entry?: URL
+}
+
+/** An item the thread holds: where it is answered, and told its download ended. */
+type Held = {
+  thread: Worker
+  resolve(outcome: Outcome): void
+  reject(error: Error): void
+  downloaded(): void
+}
+
+export const PIPELINE_IDLE_MS = 30_000
+export const PIPELINE_YOUNG_GENERATION_MB = 4
+
+/**
+ * The main thread's side of a pipeline running in a worker thread: started with the first item,
+ * asked to end once idle for `idleMs` (never terminated: a libvips call must not be cut short).
+ * A thread that stops while holding items (an uncaught error, out of memory) fails each with
+ * `worker_lost`, retryable, and the next item starts a new thread.
+ */
+export class ThreadPipeline implements Pipeline {
+  readonly #settings: PipelineSettings
+  readonly #links: PipelineLinks
+  readonly #idleMs: number
+  readonly #youngGenerationMb: number
+  readonly #onCrash: (error: Error) => void
+  readonly #entry: URL
+  #thread: Worker | undefined
+  /** Every thread not yet exited, the ones asked to end included. */
+  readonly #exits = new Set<Promise<void>>()
+  readonly #held = new Map<number, Held>()
+  #ids = 0
+  #idle: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(settings: PipelineSettings, links: PipelineLinks, options: ThreadOptions = {}) {
+    this.#settings = settings
+    this.#links = links
+    this.#idleMs = options.idleMs ?? PIPELINE_IDLE_MS
+    this.#youngGenerationMb = options.youngGenerationMb ?? PIPELINE_YOUNG_GENERATION_MB
+    this.#onCrash = options.onCrash ?? (() => {})
+    this.#entry = options.entry ?? new URL('./pipeline-thread.ts', import.meta.url)
+  }
+
+  /** Whether a thread runs now (it starts with the first item and ends when idle). */
+  get running(): boolean {
+    return this.#thread !== undefined
+  }
+
+  readonly work: Work = (input, signal, downloaded) => {
+    if (this.#closed) return Promise.reject(new ServiceError('cancelled', 'the pipeline is closed'))
+    if (signal.aborted) return Promise.reject(signal.reason)
+    clearTimeout(this.#idle)
+    const thread = this.#start()
+    const id = ++this.#ids
+    const abort = () =>
+      thread.postMessage({ type: 'abort', id, reason: toWire(signal.reason) } satisfies ToThread)
+    return new Promise<Outcome>((resolve, reject) => {
+      this.#held.set(id, { thread, resolve, reject, downloaded })
+      signal.addEventListener('abort', abort, { once: true })
+      const { target, clientId } = input
+      thread.postMessage({ type: 'start', id, item: { target, clientId } } satisfies ToThread)
+    }).finally(() => {
+      signal.removeEventListener('abort', abort)
+      this.#held.delete(id)
+      if (this.#held.size === 0 && !this.#closed) this.#idleSoon()
+    })
+  }
+
+  /** Ends the thread once what it holds has settled (the queue has settled or aborted every item by now). */
+  async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#idle)
+    this.#stop()
+    await Promise.all(this.#exits)
+  }
+
+  #start(): Worker {
+    if (this.#thread) return this.#thread
+    const thread = new Worker(this.#entry, {
+      workerData: { ...this.#settings, fleet: this.#links.shared !== undefined },
+      resourceLimits: { maxYoungGenerationSizeMb: this.#youngGenerationMb },
+    })
+    this.#thread = thread
+    thread.on('message', (message: FromThread) => this.#receive(thread, message))
+    let failure: Error | undefined
+    thread.on('error', (error) => {
+      failure = error
+    })
+    const exited = new Promise<void>((resolve) => {
+      thread.once('exit', (code) => {
+        this.#exits.delete(exited)
+        if (this.#thread === thread) this.#thread = undefined
+        const lost = [...this.#held.values()].filter((held) => held.thread === thread)
+        if (failure || code !== 0 || lost.length > 0) {
+          const error = failure ?? new Error(`the pipeline's thread exited with code ${code}`)
+          this.#onCrash(error)
+          const reason = new ServiceError(
+            'worker_lost',
+            `the thread working on this URL stopped unexpectedly (${error.message}); it will be tried again`,
+            { retryable: true, cause: error },
+          )
+          for (const held of lost) {
+            held.downloaded()
+            held.reject(reason)
+          }
+        }
+        resolve()
+      })
+    })
+    this.#exits.add(exited)
+    return thread
+  }
+
+  /** Asks the thread to end: it does once its items and any conversion still winding down have stopped. */
+  #stop(): void {
+    this.#thread?.postMessage({ type: 'close' } satisfies ToThread)
+    this.#thread = undefined
+  }
+
+  #idleSoon(): void {
+    clearTimeout(this.#idle)
+    this.#idle = setTimeout(() => this.#stop(), this.#idleMs)
+    this.#idle.unref()
+  }
+
+  #receive(thread: Worker, message: FromThread): void {
+    const { budgets, shared, observe } = this.#links
+    switch (message.type) {
+      case 'downloaded':
+        this.#held.get(message.id)?.downloaded()
+        return
+      case 'settled':
+        this.#held.get(message.id)?.resolve(message.outcome)
+        return
+      case 'failed':
+        this.#held.get(message.id)?.reject(fromWire(message.error))
+        return
+      case 'transfer':
+        observe(message.transfer)
+        return
+      case 'update':
+        budgets.update(message.key, message.parsed)
+        return
+      case 'on429':
+        budgets.on429(message.key, message.retryAfterMs, message.now)
+        return
+      case 'sharedGet': {
+        const { call, hash } = message
+        const reply = (answer: ToThread) => thread.postMessage(answer)
+        ;(shared ? shared.get(hash) : Promise.resolve(undefined)).then(
+          (known) => reply({ type: 'shared', call, known }),
+          (error: unknown) => reply({ type: 'shared', call, known: undefined, error: toWire(error) }),
+        )
+        return
+      }
+      case 'sharedSet':
+        shared?.set(message.hash, message.known).catch(() => {})
+        return
+      case 'libvips':
+        // glibc unloads a shared library when the last thread that loaded it ends, while libvips'
+        // own threads still run: loaded here too, it stays for the process's life.
+        // https://github.com/lovell/sharp/issues/2263
+        import('sharp').catch((error: unknown) => this.#onCrash(error as Error))
+        return
+    }
+  }
+}
