@@ -12,7 +12,6 @@ import { Albums } from './jobs/albums.ts'
 import type { JobQueue, JobStore } from './jobs/contract.ts'
 import {
   imgurOptions,
-  inlinePipeline,
   type Pipeline,
   type PipelineLinks,
   pipelineSettings,
@@ -58,7 +57,11 @@ export async function createService(config: Config, log: Logger, overrides: Serv
   // A resolver or downloader injected by a test cannot cross into a thread: it runs inline then.
   const pipeline: Pipeline =
     overrides.lookup || overrides.downloader
-      ? inlinePipeline(settings, { ...links, lookup: overrides.lookup, downloader: overrides.downloader })
+      ? (await import('./jobs/pipeline-inline.ts')).inlinePipeline(settings, {
+          ...links,
+          lookup: overrides.lookup,
+          downloader: overrides.downloader,
+        })
       : new ThreadPipeline(settings, links, {
           onCrash: (error) =>
             log.error({ err: error }, 'the item pipeline thread stopped; its items are retried'),

@@ -8,14 +8,8 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import type { BudgetLedger } from '../budgets.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
-import {
-  type FromThread,
-  fromWire,
-  inlinePipeline,
-  type PipelineSettings,
-  type ToThread,
-  toWire,
-} from './pipeline.ts'
+import { type FromThread, fromWire, type PipelineSettings, type ToThread, toWire } from './pipeline.ts'
+import { inlinePipeline } from './pipeline-inline.ts'
 import type { Known } from './uploads.ts'
 
 if (!parentPort) throw new Error('pipeline-thread.ts runs as a worker thread (see ThreadPipeline)')

@@ -8,21 +8,21 @@
  * small young generation of their own. The main thread keeps the store, the queue, the budgets
  * (the thread reports every Imgur answer's rate-limit headers, before the item's outcome) and,
  * in a fleet, Redis (the thread asks through the main thread for the fleet's de-duplication table).
- * `inlinePipeline` runs the same parts in the calling thread: for tests that inject a resolver
- * or a downloader, which cannot cross into a thread.
+ * `inlinePipeline` (pipeline-inline.ts) runs the same parts in the calling thread: the thread's
+ * own, and for tests that inject a resolver or a downloader, which cannot cross into a thread.
+ * This module stays light: the main thread never loads the downloader, file-type or sharp.
  */
 import { Worker } from 'node:worker_threads'
 import type { BudgetLedger, ParsedLimits } from '../budgets.ts'
 import type { Config } from '../config.ts'
-import { createPreparer } from '../convert/prepare.ts'
-import { createDownloader, type Downloader, type DownloadOptions } from '../download/download.ts'
+import type { Downloader, DownloadOptions } from '../download/download.ts'
 import { type ErrorCode, isServiceError, ServiceError } from '../errors.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
-import { createImgurClient, type ImgurClientOptions } from '../imgur/client.ts'
+import type { ImgurClientOptions } from '../imgur/client.ts'
 import type { Work, WorkInput } from './contract.ts'
 import type { Outcome } from './model.ts'
-import { type Known, Uploads } from './uploads.ts'
-import { processItem, type Transfer, type WorkerDeps } from './worker.ts'
+import type { Known } from './uploads.ts'
+import type { Transfer } from './worker.ts'
 
 export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
 
@@ -87,62 +87,8 @@ export type PipelineLinks = {
 }
 
 export type Pipeline = { work: Work; close(): Promise<void> }
-/** Inline, an item needs only its URL and credential. */
-type Item = Pick<WorkInput, 'target' | 'clientId'>
-
-/** The pipeline's parts, running in this thread. */
-export function inlinePipeline(
-  settings: PipelineSettings,
-  links: PipelineLinks,
-): {
-  work(item: Item, signal: AbortSignal, downloaded: () => void): Promise<Outcome>
-  close(): Promise<void>
-} {
-  const downloader =
-    links.downloader ??
-    createDownloader({
-      // Past MAX_IMAGE_BYTES an image is only worth downloading when it may be converted or re-encoded.
-      maxBytes:
-        settings.convertUnsupported || settings.reencodeOversized
-          ? settings.maxDownloadBytes
-          : settings.maxImageBytes,
-      maxVideoBytes: settings.maxVideoBytes,
-      videoTimeoutMs: settings.videoTimeoutMs,
-      timeoutMs: settings.fetchTimeoutMs,
-      maxRedirects: settings.maxRedirects,
-      allowPrivateNetworks: settings.fetchAllowPrivateNetworks,
-      userAgent: USER_AGENT,
-      ownUrls: settings.publicUrl === undefined ? [] : [settings.publicUrl],
-      ...(links.lookup && { lookup: links.lookup }),
-    })
-  const imgur = createImgurClient({ ...imgurOptions(settings), budgets: links.budgets })
-  const preparer = createPreparer({
-    maxImageBytes: settings.maxImageBytes,
-    convertUnsupported: settings.convertUnsupported,
-    reencodeOversized: settings.reencodeOversized,
-    maxInputPixels: settings.maxInputPixels,
-    concurrency: settings.convertConcurrency,
-    timeoutMs: settings.convertTimeoutMs,
-    ...(links.onLibvips && { onLibvips: links.onLibvips }),
-  })
-  const deps: WorkerDeps = {
-    downloader,
-    imgur,
-    preparer,
-    uploads: new Uploads(settings.dedupMaxEntries),
-    ...(links.shared && { shared: links.shared }),
-    itemTimeoutMs: settings.itemTimeoutMs,
-    observe: links.observe,
-  }
-  return {
-    work: (item, signal, downloaded) => processItem(deps, item, signal, downloaded),
-    async close() {
-      // A conversion past its deadline may still be winding down in libvips.
-      await preparer.onIdle()
-      await Promise.allSettled([downloader.close(), imgur.close()])
-    },
-  }
-}
+/** Inside the pipeline, an item needs only its URL and credential. */
+export type Item = Pick<WorkInput, 'target' | 'clientId'>
 
 /** An error as it crosses between threads: a ServiceError keeps everything the retry policy reads. */
 export type WireError =
