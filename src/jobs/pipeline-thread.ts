@@ -8,13 +8,21 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import type { BudgetLedger } from '../budgets.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
-import { type FromThread, fromWire, type PipelineSettings, type ToThread, toWire } from './pipeline.ts'
+import {
+  type FromThread,
+  fromWire,
+  outbox,
+  type PipelineSettings,
+  type ToThread,
+  toWire,
+} from './pipeline.ts'
 import { inlinePipeline } from './pipeline-inline.ts'
 import type { Known } from './uploads.ts'
 
 if (!parentPort) throw new Error('pipeline-thread.ts runs as a worker thread (see ThreadPipeline)')
 const port = parentPort
-const post = (message: FromThread) => port.postMessage(message)
+const out = outbox<FromThread>((batch) => port.postMessage(batch))
+const post = out.send
 
 const budgets: BudgetLedger = {
   update: (key, parsed) => post({ type: 'update', key, parsed }),
@@ -62,10 +70,15 @@ async function run(id: number, item: Extract<ToThread, { type: 'start' }>['item'
 async function close(): Promise<void> {
   await Promise.all([...running.values()].map(({ done }) => done))
   await pipeline.close()
+  out.flush()
   process.exit(0)
 }
 
-port.on('message', (message: ToThread) => {
+port.on('message', (batch: ToThread[]) => {
+  for (const message of batch) receive(message)
+})
+
+function receive(message: ToThread): void {
   switch (message.type) {
     case 'start':
       void run(message.id, message.item)
@@ -84,4 +97,4 @@ port.on('message', (message: ToThread) => {
       void close()
       return
   }
-})
+}

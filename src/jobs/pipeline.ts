@@ -4,8 +4,7 @@
  *
  * By default it runs in a worker thread of its own (pipeline-thread.ts; `ThreadPipeline` is the
  * main thread's side): hashing, sniffing, multipart framing, conversion glue and the garbage
- * they make stay off the event loop that answers HTTP, and image buffers live and die in a
- * small young generation of their own. The main thread keeps the store, the queue, the budgets
+ * they make stay off the event loop that answers HTTP, collected by a heap of their own. The main thread keeps the store, the queue, the budgets
  * (the thread reports every Imgur answer's rate-limit headers, before the item's outcome) and,
  * in a fleet, Redis (the thread asks through the main thread for the fleet's de-duplication table).
  * `inlinePipeline` (pipeline-inline.ts) runs the same parts in the calling thread: the thread's
@@ -128,7 +127,7 @@ export type ToThread =
   | { type: 'abort'; id: number; reason: WireError }
   | { type: 'shared'; call: number; known: Known | undefined; error?: WireError }
   | { type: 'close' }
-/** From the pipeline's thread to the main thread; a thread's messages arrive in the order sent. */
+/** From the pipeline's thread to the main thread; a thread's messages arrive in the order sent (see `outbox`). */
 export type FromThread =
   | { type: 'downloaded'; id: number }
   | { type: 'settled'; id: number; outcome: Outcome }
@@ -143,24 +142,46 @@ export type FromThread =
 export type ThreadOptions = {
   /** The thread ends after this long without an item, giving its memory back; the next item starts another. */
   idleMs?: number
-  /** V8's young generation in the thread: image buffers are short-lived, and die young in a small one. */
-  youngGenerationMb?: number
   /** Told when the thread stops unexpectedly (the items it held are retried). */
   onCrash?(error: Error): void
   /** The thread's script: pipeline-thread.ts (tests wrap it to make a thread fail). */
   entry?: URL
 }
 
+/**
+ * Messages to the other thread, sent together once per turn of the event loop: under load one
+ * wake-up of the other thread carries many items' messages, in the order they were sent.
+ */
+export type Outbox<T> = { send(message: T): void; flush(): void }
+export function outbox<T>(post: (batch: T[]) => void): Outbox<T> {
+  let batch: T[] = []
+  const flush = () => {
+    if (batch.length === 0) return
+    const sent = batch
+    batch = []
+    post(sent)
+  }
+  return {
+    send(message) {
+      if (batch.length === 0) setImmediate(flush)
+      batch.push(message)
+    },
+    flush,
+  }
+}
+
+/** A thread and what is sent to it. */
+type Link = { thread: Worker; outbox: Outbox<ToThread> }
+
 /** An item the thread holds: where it is answered, and told its download ended. */
 type Held = {
-  thread: Worker
+  link: Link
   resolve(outcome: Outcome): void
   reject(error: Error): void
   downloaded(): void
 }
 
 export const PIPELINE_IDLE_MS = 30_000
-export const PIPELINE_YOUNG_GENERATION_MB = 4
 
 /**
  * The main thread's side of a pipeline running in a worker thread: started with the first item,
@@ -171,11 +192,10 @@ export const PIPELINE_YOUNG_GENERATION_MB = 4
 export class ThreadPipeline implements Pipeline {
   readonly #settings: PipelineSettings
   readonly #links: PipelineLinks
-  readonly #idleMs: number
-  readonly #youngGenerationMb: number
+  #idleMs: number
   readonly #onCrash: (error: Error) => void
   readonly #entry: URL
-  #thread: Worker | undefined
+  #link: Link | undefined
   /** Every thread not yet exited, the ones asked to end included. */
   readonly #exits = new Set<Promise<void>>()
   readonly #held = new Map<number, Held>()
@@ -187,29 +207,27 @@ export class ThreadPipeline implements Pipeline {
     this.#settings = settings
     this.#links = links
     this.#idleMs = options.idleMs ?? PIPELINE_IDLE_MS
-    this.#youngGenerationMb = options.youngGenerationMb ?? PIPELINE_YOUNG_GENERATION_MB
     this.#onCrash = options.onCrash ?? (() => {})
     this.#entry = options.entry ?? new URL('./pipeline-thread.ts', import.meta.url)
   }
 
   /** Whether a thread runs now (it starts with the first item and ends when idle). */
   get running(): boolean {
-    return this.#thread !== undefined
+    return this.#link !== undefined
   }
 
   readonly work: Work = (input, signal, downloaded) => {
     if (this.#closed) return Promise.reject(new ServiceError('cancelled', 'the pipeline is closed'))
     if (signal.aborted) return Promise.reject(signal.reason)
     clearTimeout(this.#idle)
-    const thread = this.#start()
+    const link = this.#start()
     const id = ++this.#ids
-    const abort = () =>
-      thread.postMessage({ type: 'abort', id, reason: toWire(signal.reason) } satisfies ToThread)
+    const abort = () => link.outbox.send({ type: 'abort', id, reason: toWire(signal.reason) })
     return new Promise<Outcome>((resolve, reject) => {
-      this.#held.set(id, { thread, resolve, reject, downloaded })
+      this.#held.set(id, { link, resolve, reject, downloaded })
       signal.addEventListener('abort', abort, { once: true })
       const { target, clientId } = input
-      thread.postMessage({ type: 'start', id, item: { target, clientId } } satisfies ToThread)
+      link.outbox.send({ type: 'start', id, item: { target, clientId } })
     }).finally(() => {
       signal.removeEventListener('abort', abort)
       this.#held.delete(id)
@@ -225,14 +243,17 @@ export class ThreadPipeline implements Pipeline {
     await Promise.all(this.#exits)
   }
 
-  #start(): Worker {
-    if (this.#thread) return this.#thread
+  #start(): Link {
+    if (this.#link) return this.#link
+    // V8's heap flags are the process's: --max-semi-space-size sizes the thread's young generation too.
     const thread = new Worker(this.#entry, {
       workerData: { ...this.#settings, fleet: this.#links.shared !== undefined },
-      resourceLimits: { maxYoungGenerationSizeMb: this.#youngGenerationMb },
     })
-    this.#thread = thread
-    thread.on('message', (message: FromThread) => this.#receive(thread, message))
+    const link: Link = { thread, outbox: outbox((batch) => thread.postMessage(batch)) }
+    this.#link = link
+    thread.on('message', (batch: FromThread[]) => {
+      for (const message of batch) this.#receive(link, message)
+    })
     let failure: Error | undefined
     thread.on('error', (error) => {
       failure = error
@@ -240,8 +261,8 @@ export class ThreadPipeline implements Pipeline {
     const exited = new Promise<void>((resolve) => {
       thread.once('exit', (code) => {
         this.#exits.delete(exited)
-        if (this.#thread === thread) this.#thread = undefined
-        const lost = [...this.#held.values()].filter((held) => held.thread === thread)
+        if (this.#link === link) this.#link = undefined
+        const lost = [...this.#held.values()].filter((held) => held.link === link)
         if (failure || code !== 0 || lost.length > 0) {
           const error = failure ?? new Error(`the pipeline's thread exited with code ${code}`)
           this.#onCrash(error)
@@ -259,22 +280,23 @@ export class ThreadPipeline implements Pipeline {
       })
     })
     this.#exits.add(exited)
-    return thread
+    return link
   }
 
   /** Asks the thread to end: it does once its items and any conversion still winding down have stopped. */
   #stop(): void {
-    this.#thread?.postMessage({ type: 'close' } satisfies ToThread)
-    this.#thread = undefined
+    this.#link?.outbox.send({ type: 'close' })
+    this.#link = undefined
   }
 
   #idleSoon(): void {
     clearTimeout(this.#idle)
+    if (!Number.isFinite(this.#idleMs)) return
     this.#idle = setTimeout(() => this.#stop(), this.#idleMs)
     this.#idle.unref()
   }
 
-  #receive(thread: Worker, message: FromThread): void {
+  #receive(link: Link, message: FromThread): void {
     const { budgets, shared, observe } = this.#links
     switch (message.type) {
       case 'downloaded':
@@ -297,7 +319,7 @@ export class ThreadPipeline implements Pipeline {
         return
       case 'sharedGet': {
         const { call, hash } = message
-        const reply = (answer: ToThread) => thread.postMessage(answer)
+        const reply = (answer: ToThread) => link.outbox.send(answer)
         ;(shared ? shared.get(hash) : Promise.resolve(undefined)).then(
           (known) => reply({ type: 'shared', call, known }),
           (error: unknown) => reply({ type: 'shared', call, known: undefined, error: toWire(error) }),
@@ -311,7 +333,10 @@ export class ThreadPipeline implements Pipeline {
         // glibc unloads a shared library when the last thread that loaded it ends, while libvips'
         // own threads still run: loaded here too, it stays for the process's life.
         // https://github.com/lovell/sharp/issues/2263
-        import('sharp').catch((error: unknown) => this.#onCrash(error as Error))
+        // Should that fail, threads are kept instead of ended when idle.
+        import('sharp').catch(() => {
+          this.#idleMs = Number.POSITIVE_INFINITY
+        })
         return
     }
   }

@@ -6,12 +6,14 @@ import { parentPort } from 'node:worker_threads'
 import type { ToThread } from '../../src/jobs/pipeline.ts'
 import '../../src/jobs/pipeline-thread.ts'
 
-parentPort?.on('message', (message: ToThread) => {
-  if (message.type !== 'start') return
-  if (message.item.target.endsWith('/throw')) {
-    setImmediate(() => {
-      throw new Error('an uncaught error in the thread')
-    })
+parentPort?.on('message', (batch: ToThread[]) => {
+  for (const message of batch) {
+    if (message.type !== 'start') continue
+    if (message.item.target.endsWith('/throw')) {
+      setImmediate(() => {
+        throw new Error('an uncaught error in the thread')
+      })
+    }
+    if (message.item.target.endsWith('/exit')) process.exit(3)
   }
-  if (message.item.target.endsWith('/exit')) process.exit(3)
 })
