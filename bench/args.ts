@@ -53,8 +53,8 @@ const OPTIONS = {
   ],
   'service-node-options': [
     // The flag `npm start` and the Docker image run the service with.
-    '--max-semi-space-size=4',
-    'node flags of the service: --service-node-options="--max-semi-space-size=4 --cpu-prof --cpu-prof-dir=DIR"',
+    '--max-semi-space-size=1',
+    'node flags of the service: --service-node-options="--max-semi-space-size=1 --cpu-prof --cpu-prof-dir=DIR"',
   ],
   probe: ['', 'any value: preload bench/probe.ts into the service (memory by kind, loop delay, GC)'],
   out: ['bench/results/latest.json', 'where the JSON goes'],

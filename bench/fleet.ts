@@ -46,7 +46,7 @@ process.on('exit', () => {
 
 async function replica(env: Record<string, string>): Promise<Replica> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'src/server.ts'], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
