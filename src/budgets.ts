@@ -54,28 +54,19 @@ export const creditsOf = (key: string): 'client' | 'user' => (key.startsWith('ac
 type KeyState = { client?: Budget; user?: Budget; blockedUntil?: number; inFlight: number }
 
 /**
- * Budgets per credential key ('client:…' or 'account:…', already hashed) plus the one per-IP POST
- * budget every key shares. Reservations are optimistic: each in-flight upload counts against the
- * last known remaining, and a reservation is refused while remaining − in-flight cost < cost, so
- * sending stops BEFORE Imgur's budget reaches zero.
- *
- * Jobs may bring their own client ids, so the keys are bounded: least recently used first out.
- * A key with uploads in flight is never evicted (a fresh entry would forget them and overdraw);
- * the table may then exceed `maxEntries` by at most the uploads in flight, and shrinks back as
- * they are released.
+ * The budgets as this process knows them, per credential key plus the one per-IP POST budget,
+ * and the uploads it has in flight against them: the memory ledger's state, and a fleet's local
+ * mirror of Redis (src/fleet/budgets.ts). Jobs may bring their own client ids, so the keys are
+ * bounded: least recently used first out. A key with uploads in flight is never evicted (a fresh
+ * entry would forget them and overdraw); the table may then exceed `maxEntries` by at most the
+ * uploads in flight, and shrinks back as they are released.
  */
-export class Budgets {
-  #post: Budget | undefined
-  #postInFlight = 0
+export class BudgetTable {
+  post: Budget | undefined
+  postInFlight = 0
   readonly #keys: LruMap<string, KeyState>
-  readonly #unknown429BackoffMs: number
 
-  /**
-   * `unknown429BackoffMs`: how long a 429 that names no reset blocks its key.
-   * `maxEntries`: how many credential keys are remembered (default 10,000).
-   */
-  constructor(options: { unknown429BackoffMs?: number; maxEntries?: number } = {}) {
-    const { maxEntries = DEFAULT_MAX_ENTRIES } = options
+  constructor(maxEntries = DEFAULT_MAX_ENTRIES) {
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
       throw new ServiceError(
         'imgur_invalid_options',
@@ -83,11 +74,10 @@ export class Budgets {
       )
     }
     this.#keys = new LruMap(maxEntries, (state) => state.inFlight > 0)
-    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? UNKNOWN_429_BACKOFF_MS
   }
 
   /** The key's entry, made the most recently used; the table is trimmed to its bound. */
-  #touch(key: string): KeyState {
+  touch(key: string): KeyState {
     let state = this.#keys.get(key)
     if (state === undefined) {
       state = { inFlight: 0 }
@@ -96,16 +86,79 @@ export class Budgets {
     return state
   }
 
-  update(key: string, parsed: ParsedLimits): void {
-    if (parsed.post) this.#post = merge(this.#post, parsed.post)
-    if (!parsed.client && !parsed.user) return
-    const state = this.#touch(key)
+  /** Merges a reading in (see `merge`); true when it had credits for the key. */
+  record(key: string, parsed: ParsedLimits): boolean {
+    if (parsed.post) this.post = merge(this.post, parsed.post)
+    if (!parsed.client && !parsed.user) return false
+    const state = this.touch(key)
     if (parsed.client) state.client = merge(state.client, parsed.client)
     if (parsed.user) state.user = merge(state.user, parsed.user)
+    return true
+  }
+
+  /** Blocks the key until `until` (a 429), or later if it already was. */
+  block(key: string, until: number): void {
+    const state = this.touch(key)
+    state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
+  }
+
+  /** Counts one upload in flight against the key and the POST budget; the returned function (once) stops counting it. */
+  hold(key: string): () => void {
+    // This reservation's own entry: never evicted while it is in flight.
+    const state = this.touch(key)
+    state.inFlight++
+    this.postInFlight++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      state.inFlight--
+      this.postInFlight--
+      if (state.inFlight === 0) this.#keys.trim()
+    }
+  }
+
+  /** For health and metrics, most recently used key first; the shared POST budget once, first, under 'ip'. */
+  snapshot(): LimitsEntry[] {
+    const entries: LimitsEntry[] = []
+    if (this.post) entries.push({ key: 'ip', post: { ...this.post }, inFlight: this.postInFlight })
+    for (const [key, state] of [...this.#keys.entries()].reverse()) {
+      const entry: LimitsEntry = { key, inFlight: state.inFlight }
+      if (state.client) entry.client = { ...state.client }
+      if (state.user) entry.user = { ...state.user }
+      if (state.blockedUntil !== undefined) entry.blockedUntil = state.blockedUntil
+      entries.push(entry)
+    }
+    return entries
+  }
+}
+
+/**
+ * Budgets per credential key ('client:…' or 'account:…', already hashed) plus the one per-IP POST
+ * budget every key shares. Reservations are optimistic: each in-flight upload counts against the
+ * last known remaining, and a reservation is refused while remaining − in-flight cost < cost, so
+ * sending stops BEFORE Imgur's budget reaches zero. The keys are bounded (see BudgetTable).
+ */
+export class Budgets {
+  readonly #table: BudgetTable
+  readonly #unknown429BackoffMs: number
+
+  /**
+   * `unknown429BackoffMs`: how long a 429 that names no reset blocks its key.
+   * `maxEntries`: how many credential keys are remembered (default 10,000).
+   */
+  constructor(options: { unknown429BackoffMs?: number; maxEntries?: number } = {}) {
+    this.#table = new BudgetTable(options.maxEntries)
+    this.#unknown429BackoffMs = options.unknown429BackoffMs ?? UNKNOWN_429_BACKOFF_MS
+  }
+
+  update(key: string, parsed: ParsedLimits): void {
+    this.#table.record(key, parsed)
   }
 
   reserve(key: string, now: number): Reservation {
-    const state = this.#touch(key)
+    const table = this.#table
+    const state = table.touch(key)
     const credits = state[creditsOf(key)]
     const waits: number[] = []
     if (state.blockedUntil !== undefined && state.blockedUntil > now) waits.push(state.blockedUntil)
@@ -115,32 +168,17 @@ export class Budgets {
       if (remaining - inFlight * cost >= cost) return
       waits.push(remaining >= cost ? now + IN_FLIGHT_RECHECK_MS : budget.resetAt)
     }
-    check(this.#post, this.#postInFlight, UPLOAD_COST.post)
+    check(table.post, table.postInFlight, UPLOAD_COST.post)
     check(credits, state.inFlight, UPLOAD_COST.credits)
     if (waits.length > 0) {
       const resetAt = Math.max(...waits)
       return { ok: false, waitMs: resetAt - now, resetAt }
     }
-    state.inFlight++
-    this.#postInFlight++
-    let released = false
-    return {
-      ok: true,
-      release: () => {
-        if (released) return
-        released = true
-        // `state` is this reservation's own entry: never evicted while it is in flight.
-        state.inFlight--
-        this.#postInFlight--
-        if (state.inFlight === 0) this.#keys.trim()
-      },
-    }
+    return { ok: true, release: table.hold(key) }
   }
 
   on429(key: string, retryAfterMs: number | undefined, now: number): void {
-    const state = this.#touch(key)
-    const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
-    state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
+    this.#table.block(key, now + (retryAfterMs ?? this.#unknown429BackoffMs))
   }
 
   /**
@@ -148,15 +186,6 @@ export class Budgets {
    * The shared POST budget is reported once, first, under the key 'ip'.
    */
   snapshot(): LimitsEntry[] {
-    const entries: LimitsEntry[] = []
-    if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
-    for (const [key, state] of [...this.#keys.entries()].reverse()) {
-      const entry: LimitsEntry = { key, inFlight: state.inFlight }
-      if (state.client) entry.client = { ...state.client }
-      if (state.user) entry.user = { ...state.user }
-      if (state.blockedUntil !== undefined) entry.blockedUntil = state.blockedUntil
-      entries.push(entry)
-    }
-    return entries
+    return this.#table.snapshot()
   }
 }

@@ -19,12 +19,10 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import {
-  type Budget,
+  BudgetTable,
   creditsOf,
-  DEFAULT_MAX_ENTRIES,
   IN_FLIGHT_RECHECK_MS,
   type LimitsEntry,
-  merge,
   type ParsedLimits,
   type Reservation,
   SAME_WINDOW_MS,
@@ -32,7 +30,6 @@ import {
   UPLOAD_COST,
 } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
-import { LruMap } from '../lru.ts'
 import { raceSignal } from '../signals.ts'
 import { on429Script, readHash, readingArgs, reserveScript, updateScript } from './budget-scripts.ts'
 
@@ -56,8 +53,6 @@ export type RedisBudgetsOptions = {
   now?: () => number
 }
 
-type Mirrored = { client?: Budget; user?: Budget; blockedUntil?: number; inFlight: number }
-
 function checkInteger(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) {
     throw new ServiceError(
@@ -75,15 +70,13 @@ export class RedisBudgets {
   readonly #timeoutMs: number
   readonly #unknown429BackoffMs: number
   readonly #now: () => number
-  #post: Budget | undefined
-  #postInFlight = 0
-  readonly #keys: LruMap<string, Mirrored>
+  /** The local mirror (see the top of this file). */
+  readonly #table: BudgetTable
 
   constructor(options: RedisBudgetsOptions) {
-    const { leaseMs, timeoutMs = 2000, maxEntries = DEFAULT_MAX_ENTRIES } = options
+    const { leaseMs, timeoutMs = 2000 } = options
     checkInteger('leaseMs', leaseMs)
     checkInteger('timeoutMs', timeoutMs)
-    checkInteger('maxEntries', maxEntries)
     this.#redis = options.redis
     this.#base = `${options.prefix}:budget:`
     this.#log = options.log
@@ -91,7 +84,7 @@ export class RedisBudgets {
     this.#timeoutMs = timeoutMs
     this.#unknown429BackoffMs = options.unknown429BackoffMs ?? UNKNOWN_429_BACKOFF_MS
     this.#now = options.now ?? Date.now
-    this.#keys = new LruMap(maxEntries, (state) => state.inFlight > 0)
+    this.#table = new BudgetTable(options.maxEntries)
   }
 
   /** The scripts' KEYS: ip hash, ip reservations, key hash, key reservations. */
@@ -101,21 +94,12 @@ export class RedisBudgets {
     return [ip, `${ip}:reservations`, own, `${own}:reservations`]
   }
 
-  #touch(key: string): Mirrored {
-    let state = this.#keys.get(key)
-    if (state === undefined) {
-      state = { inFlight: 0 }
-      this.#keys.set(key, state)
-    }
-    return state
-  }
-
   /** Takes what Redis answered (ip hash, key hash): it holds every replica's readings and blocks. */
   #adopt(key: string | undefined, ipHash: unknown, keyHash: unknown): void {
-    this.#post = readHash(ipHash).post
+    this.#table.post = readHash(ipHash).post
     if (key === undefined) return
     const { client, user, blockedUntil } = readHash(keyHash)
-    Object.assign(this.#touch(key), { client, user, blockedUntil })
+    Object.assign(this.#table.touch(key), { client, user, blockedUntil })
   }
 
   /** Runs a write in the background: the mirror adopts its answer; a failure is only logged. */
@@ -130,13 +114,7 @@ export class RedisBudgets {
   }
 
   update(key: string, parsed: ParsedLimits): void {
-    if (parsed.post) this.#post = merge(this.#post, parsed.post)
-    const credits = parsed.client !== undefined || parsed.user !== undefined
-    if (credits) {
-      const state = this.#touch(key)
-      if (parsed.client) state.client = merge(state.client, parsed.client)
-      if (parsed.user) state.user = merge(state.user, parsed.user)
-    }
+    const credits = this.#table.record(key, parsed)
     const readings = (['post', 'client', 'user'] as const).flatMap((kind) => {
       const budget = parsed[kind]
       return budget ? readingArgs(kind, budget) : []
@@ -147,9 +125,8 @@ export class RedisBudgets {
   }
 
   on429(key: string, retryAfterMs: number | undefined, now: number): void {
-    const state = this.#touch(key)
     const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
-    state.blockedUntil = Math.max(state.blockedUntil ?? 0, until)
+    this.#table.block(key, until)
     this.#write(key, '429', on429Script(this.#redis, this.#redisKeys(key), [now, until, KEEP_MS]), true)
   }
 
@@ -185,19 +162,14 @@ export class RedisBudgets {
       const resetAt = Number(waitUntil)
       return { ok: false, waitMs: resetAt - now, resetAt }
     }
-    // This reservation's own entry: never evicted while it is in flight.
-    const state = this.#touch(key)
-    state.inFlight++
-    this.#postInFlight++
+    const stop = this.#table.hold(key)
     let released = false
     return {
       ok: true,
       release: () => {
         if (released) return
         released = true
-        state.inFlight--
-        this.#postInFlight--
-        if (state.inFlight === 0) this.#keys.trim()
+        stop()
         this.#withdraw(key, id).catch((error: unknown) =>
           this.#log.warn({ err: error, key }, 'budget reservation not released in Redis'),
         )
@@ -216,15 +188,6 @@ export class RedisBudgets {
    * the local mirror (see the top of this file), the shape of Budgets.snapshot().
    */
   snapshot(): LimitsEntry[] {
-    const entries: LimitsEntry[] = []
-    if (this.#post) entries.push({ key: 'ip', post: { ...this.#post }, inFlight: this.#postInFlight })
-    for (const [key, state] of [...this.#keys.entries()].reverse()) {
-      const entry: LimitsEntry = { key, inFlight: state.inFlight }
-      if (state.client) entry.client = { ...state.client }
-      if (state.user) entry.user = { ...state.user }
-      if (state.blockedUntil !== undefined) entry.blockedUntil = state.blockedUntil
-      entries.push(entry)
-    }
-    return entries
+    return this.#table.snapshot()
   }
 }
