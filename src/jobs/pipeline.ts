@@ -4,9 +4,10 @@
  *
  * By default it runs in a worker thread of its own (pipeline-thread.ts; `ThreadPipeline` is the
  * main thread's side): hashing, sniffing, multipart framing, conversion glue and the garbage
- * they make stay off the event loop that answers HTTP, collected by a heap of their own. The main thread keeps the store, the queue, the budgets
- * (the thread reports every Imgur answer's rate-limit headers, before the item's outcome) and,
- * in a fleet, Redis (the thread asks through the main thread for the fleet's de-duplication table).
+ * they make stay off the event loop that answers HTTP, collected by a heap of their own. The
+ * main thread keeps the store, the queue, the budgets (the thread reports every Imgur answer's
+ * rate-limit headers, before the item's outcome) and, in a fleet, Redis (the thread asks through
+ * the main thread for the fleet's de-duplication table).
  * `inlinePipeline` (pipeline-inline.ts) runs the same parts in the calling thread: the thread's
  * own, and for tests that inject a resolver or a downloader, which cannot cross into a thread.
  * This module stays light: the main thread never loads the downloader, file-type or sharp.
