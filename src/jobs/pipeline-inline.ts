@@ -7,15 +7,15 @@ import { createPreparer } from '../convert/prepare.ts'
 import { createDownloader } from '../download/download.ts'
 import { createImgurClient } from '../imgur/client.ts'
 import type { Outcome } from './model.ts'
-import { type Item, imgurOptions, type PipelineLinks, type PipelineSettings, USER_AGENT } from './pipeline.ts'
+import { imgurOptions, type PipelineLinks, type PipelineSettings, USER_AGENT } from './pipeline.ts'
 import { Uploads } from './uploads.ts'
-import { processItem, type WorkerDeps } from './worker.ts'
+import { processItem, type WorkerDeps, type WorkItem } from './worker.ts'
 
 export function inlinePipeline(
   settings: PipelineSettings,
   links: PipelineLinks,
 ): {
-  work(item: Item, signal: AbortSignal, downloaded: () => void): Promise<Outcome>
+  work(item: WorkItem, signal: AbortSignal, downloaded: () => void): Promise<Outcome>
   close(): Promise<void>
 } {
   const downloader =

@@ -19,10 +19,10 @@ import type { Downloader, DownloadOptions } from '../download/download.ts'
 import { type ErrorCode, isServiceError, ServiceError } from '../errors.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
 import type { ImgurClientOptions } from '../imgur/client.ts'
-import type { Work, WorkInput } from './contract.ts'
+import type { Work } from './contract.ts'
 import type { Outcome } from './model.ts'
 import type { Known } from './uploads.ts'
-import type { Transfer } from './worker.ts'
+import type { Transfer, WorkItem } from './worker.ts'
 
 export const USER_AGENT = 'imgur-upload-service/0.1 (+https://github.com/imgur-upload-service)'
 
@@ -87,8 +87,6 @@ export type PipelineLinks = {
 }
 
 export type Pipeline = { work: Work; close(): Promise<void> }
-/** Inside the pipeline, an item needs only its URL and credential. */
-export type Item = Pick<WorkInput, 'target' | 'clientId'>
 
 /** An error as it crosses between threads: a ServiceError keeps everything the retry policy reads. */
 export type WireError =
@@ -124,7 +122,7 @@ export function fromWire(wire: WireError): Error {
 
 /** From the main thread to the pipeline's. */
 export type ToThread =
-  | { type: 'start'; id: number; item: Item }
+  | { type: 'start'; id: number; item: WorkItem }
   | { type: 'abort'; id: number; reason: WireError }
   | { type: 'shared'; call: number; known: Known | undefined; error?: WireError }
   | { type: 'close' }
@@ -182,7 +180,7 @@ type Held = {
   downloaded(): void
 }
 
-export const PIPELINE_IDLE_MS = 30_000
+const PIPELINE_IDLE_MS = 30_000
 
 /**
  * The main thread's side of a pipeline running in a worker thread: started with the first item,

@@ -55,11 +55,11 @@ async function timed<T>(
 type Video = Extract<Opened, { kind: 'video' }>
 
 /** What the worker reads of an item: where to download it, and the credential to upload it with. */
-type Item = Pick<WorkInput, 'target' | 'clientId'>
+export type WorkItem = Pick<WorkInput, 'target' | 'clientId'>
 
 export async function processItem(
   deps: WorkerDeps,
-  input: Item,
+  input: WorkItem,
   signal: AbortSignal,
   downloaded: () => void = () => {},
 ): Promise<Outcome> {
@@ -83,7 +83,7 @@ export async function processItem(
 
 async function attempt(
   deps: WorkerDeps,
-  input: Item,
+  input: WorkItem,
   signal: AbortSignal,
   downloaded: () => void,
   isVideo: () => void,
@@ -138,7 +138,7 @@ async function attempt(
 /** The link of these bytes: the fleet's when another replica uploaded them (no `prepared`), else a new upload's. */
 async function uploadOnce(
   deps: WorkerDeps,
-  input: Item,
+  input: WorkItem,
   hash: string,
   { bytes, type }: { bytes: Buffer; type: Sniffed },
   signal: AbortSignal,
@@ -165,7 +165,7 @@ const known = ({ link, id, deletehash }: Uploaded): Known => ({ link, imageId: i
 /** Streams the video to Imgur's `video` field; a failure on either side ends both (see VideoStream). */
 async function uploadVideo(
   deps: WorkerDeps,
-  input: Item,
+  input: WorkItem,
   video: Video,
   signal: AbortSignal,
 ): Promise<Outcome> {
