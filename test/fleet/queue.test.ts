@@ -55,6 +55,32 @@ queueContract('fleet', async (work, { concurrency, maxAttempts }) => {
   }
 })
 
+/** The options the single-purpose queues below share: one attempt, a small fleet. */
+const SMALL = {
+  maxPendingBytes: 1024 * 1024,
+  maxRateLimitWaitMs: 1_000,
+  retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+  lockMs: 5_000,
+}
+
+/** What those queues need besides a store, Redis and budgets: they never run an item. */
+const NO_WORK = {
+  credentialKey: () => 'client:configured',
+  work: () => Promise.reject(new Error('never called')),
+  log: pino({ level: 'silent' }),
+}
+
+/** `store` with one of its methods replaced (the rest bound to the store itself). */
+function replacing<K extends keyof JobStore>(store: JobStore, name: K, method: JobStore[K]): JobStore {
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === name) return method
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
 test('onIdle waits for every item this replica settles, even one failed before its attempt', async (t) => {
   const prefix = `q-${randomUUID()}`
   const redis = connectRedis(server.url)
@@ -66,33 +92,16 @@ test('onIdle waits for every item this replica settles, even one failed before i
     await sleep(300)
     return failed
   }
-  const slow = new Proxy(store, {
-    get(target, key) {
-      if (key === 'fail') return fail
-      const value = Reflect.get(target, key)
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
+  const slow = replacing(store, 'fail', fail)
   const queue = new FleetQueue(
-    {
-      prefix,
-      concurrency: 2,
-      perHostConcurrency: 2,
-      maxPendingItems: 100,
-      maxPendingBytes: 1024 * 1024,
-      maxRateLimitWaitMs: 1_000,
-      retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
-      lockMs: 5_000,
-    },
+    { ...SMALL, prefix, concurrency: 2, perHostConcurrency: 2, maxPendingItems: 100 },
     {
       store: slow,
       redis,
       workerRedis,
       // Imgur's budget spent for an hour: each item fails before an attempt begins.
       budgets: { reserve: (_key, now) => ({ ok: false, waitMs: 3_600_000, resetAt: now + 3_600_000 }) },
-      credentialKey: () => 'client:configured',
-      work: () => Promise.reject(new Error('never called')),
-      log: pino({ level: 'silent' }),
+      ...NO_WORK,
     },
   )
   t.after(async () => {
@@ -121,32 +130,15 @@ test('a refresh read before a submission filled the fleet does not undo the subm
     await gate
     return read
   }
-  const slow = new Proxy(store, {
-    get(target, key) {
-      if (key === 'stats') return stats
-      const value = Reflect.get(target, key)
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
+  const slow = replacing(store, 'stats', stats)
   const queue = new FleetQueue(
-    {
-      prefix,
-      concurrency: 0,
-      perHostConcurrency: 1,
-      maxPendingItems: 1,
-      maxPendingBytes: 1024 * 1024,
-      maxRateLimitWaitMs: 1_000,
-      retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
-      lockMs: 5_000,
-    },
+    { ...SMALL, prefix, concurrency: 0, perHostConcurrency: 1, maxPendingItems: 1 },
     {
       store: slow,
       redis,
       workerRedis: undefined,
       budgets: { reserve: () => ({ ok: true, release: () => {} }) },
-      credentialKey: () => 'client:configured',
-      work: () => Promise.reject(new Error('never called')),
-      log: pino({ level: 'silent' }),
+      ...NO_WORK,
     },
   )
   t.after(async () => {
