@@ -12,7 +12,7 @@
  * Every write sets PEXPIRE to `keepMs` past the latest time the entry holds (a reset, a block, a
  * lease), so Redis forgets credentials that stopped being used.
  */
-import type { Budget } from '../budgets.ts'
+import type { Budget, ParsedLimits } from '../budgets.ts'
 import { script } from './lua.ts'
 
 // KEYS, for every script: ip hash, ip reservations, key hash, key reservations.
@@ -36,29 +36,40 @@ local function keep(hash, held, now, keepMs)
   if last[2] then redis.call('PEXPIRE', held, ttl) end
 end
 
+-- What a replica had not written yet, from ARGV[from] on: the number of reservations it released,
+-- their ids, then (kind, limit, remaining, resetAt, assumed) per reading.
+local function apply(from, sameWindow)
+  local released = tonumber(ARGV[from])
+  for i = from + 1, from + released do
+    redis.call('ZREM', ipHeld, ARGV[i])
+    redis.call('ZREM', keyHeld, ARGV[i])
+  end
+  for i = from + 1 + released, #ARGV, 5 do
+    local kind, remaining, resetAt, assumed = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local hash = kind == 'post' and ipHash or keyHash
+    local old = redis.call('HMGET', hash, kind .. '.remaining', kind .. '.resetAt', kind .. '.assumed')
+    -- merge() of src/budgets.ts: within one window the lowest reading stands; a guessed reset slides.
+    if old[1] and old[3] ~= '1' and assumed ~= '1'
+      and math.abs(tonumber(old[2]) - tonumber(resetAt)) < sameWindow then
+      remaining = tostring(math.min(tonumber(old[1]), tonumber(remaining)))
+    end
+    redis.call('HSET', hash, kind .. '.limit', ARGV[i + 1], kind .. '.remaining', remaining,
+      kind .. '.resetAt', resetAt, kind .. '.assumed', assumed)
+  end
+end
+
 local function state()
   return { redis.call('HGETALL', ipHash), redis.call('HGETALL', keyHash) }
 end
 `
 
 /**
- * ARGV: now, keepMs, sameWindowMs, then (kind, limit, remaining, resetAt, assumed) per reading.
- * Answers the ip and key hashes after the merge.
+ * ARGV: now, keepMs, sameWindowMs, then what a replica had not written yet (see `applied`).
+ * Answers the ip and key hashes after it.
  */
-export const updateScript = script(`${COMMON}
-local now, keepMs, sameWindow = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 4, #ARGV, 5 do
-  local kind, remaining, resetAt, assumed = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local hash = kind == 'post' and ipHash or keyHash
-  local old = redis.call('HMGET', hash, kind .. '.remaining', kind .. '.resetAt', kind .. '.assumed')
-  -- merge() of src/budgets.ts: within one window the lowest reading stands; a guessed reset slides.
-  if old[1] and old[3] ~= '1' and assumed ~= '1'
-    and math.abs(tonumber(old[2]) - tonumber(resetAt)) < sameWindow then
-    remaining = tostring(math.min(tonumber(old[1]), tonumber(remaining)))
-  end
-  redis.call('HSET', hash, kind .. '.limit', ARGV[i + 1], kind .. '.remaining', remaining,
-    kind .. '.resetAt', resetAt, kind .. '.assumed', assumed)
-end
+export const applyScript = script(`${COMMON}
+local now, keepMs = tonumber(ARGV[1]), tonumber(ARGV[2])
+apply(4, tonumber(ARGV[3]))
 keep(ipHash, ipHeld, now, keepMs)
 keep(keyHash, keyHeld, now, keepMs)
 return state()
@@ -75,13 +86,15 @@ return state()
 
 /**
  * ARGV: now, lease end, reservation id, credit kind ('client' | 'user'), post cost, credit cost,
- * recheckMs, keepMs. Budgets.reserve() of src/budgets.ts, with in-flight counts from the
- * reservation sets. Answers { granted 1 | 0, wait until (epoch ms, when refused), ip hash, key hash }.
+ * recheckMs, keepMs, sameWindowMs, then what the replica had not written yet (see `applied`),
+ * applied first. Budgets.reserve() of src/budgets.ts, with in-flight counts from the reservation
+ * sets. Answers { granted 1 | 0, wait until (epoch ms, when refused), ip hash, key hash }.
  */
 export const reserveScript = script(`${COMMON}
 local now, leaseEnd, id, credits = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local postCost, creditCost, recheckMs, keepMs =
   tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+apply(10, tonumber(ARGV[9]))
 redis.call('ZREMRANGEBYSCORE', ipHeld, '-inf', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', keyHeld, '-inf', ARGV[1])
 local refused, waitUntil = false, 0
@@ -113,15 +126,21 @@ local answer = state()
 return { 1, 0, answer[1], answer[2] }
 `)
 
-/** A reading as ARGV for updateScript. */
-export function readingArgs(kind: 'post' | 'client' | 'user', budget: Budget): string[] {
-  return [
-    kind,
-    String(budget.limit),
-    String(budget.remaining),
-    String(budget.resetAt),
-    budget.resetAssumed ? '1' : '0',
-  ]
+/** What a replica has not written yet, as the scripts' ARGV tail: reservations released, then readings. */
+export function applied(released: readonly string[], readings: ParsedLimits): string[] {
+  const args = [String(released.length), ...released]
+  for (const kind of ['post', 'client', 'user'] as const) {
+    const budget = readings[kind]
+    if (budget === undefined) continue
+    args.push(
+      kind,
+      String(budget.limit),
+      String(budget.remaining),
+      String(budget.resetAt),
+      budget.resetAssumed ? '1' : '0',
+    )
+  }
+  return args
 }
 
 /** What a hash holds, as the memory ledger's shapes. */

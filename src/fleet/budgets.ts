@@ -6,11 +6,16 @@
  *
  * - update() and on429() keep their synchronous signatures (the client calls them from response
  *   handlers): they change the local mirror at once and write to Redis in the background; a Redis
- *   error is logged at warn, never thrown.
+ *   error is logged at warn, never thrown. A 429 is written at once.
  * - reserve() asks Redis. Each reservation is held under a lease (`leaseMs`): one never released
  *   (its replica died mid-upload) stops counting when the lease ends. With Redis unreachable it
  *   rejects with a retryable `store_unavailable`: no replica can know what the others spent, so
  *   nothing is sent to Imgur until Redis answers again.
+ * - Readings and released reservations wait, up to `writeDelayMs`, for this replica's next
+ *   reservation of their key, whose script applies them first; only those still waiting then are
+ *   written on their own. A busy replica so makes one round trip per upload instead of three. Both
+ *   wait together, so Redis meanwhile counts the upload as in flight against the older reading:
+ *   the other replicas see less budget than there is for that while, never more.
  * - snapshot() reads the local mirror, not Redis (/health must answer at once, Redis or not): the
  *   budgets and blocks as Redis last answered this replica (every write and reservation answers
  *   them), plus readings not yet answered; `inFlight` counts this replica's own reservations.
@@ -23,6 +28,7 @@ import {
   creditsOf,
   IN_FLIGHT_RECHECK_MS,
   type LimitsEntry,
+  merge,
   type ParsedLimits,
   type Reservation,
   SAME_WINDOW_MS,
@@ -31,10 +37,13 @@ import {
 } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
 import { raceSignal } from '../signals.ts'
-import { on429Script, readHash, readingArgs, reserveScript, updateScript } from './budget-scripts.ts'
+import { applied, applyScript, on429Script, readHash, reserveScript } from './budget-scripts.ts'
 
 /** How long Redis keeps an entry past the latest reset, block or lease it holds. */
 const KEEP_MS = 3_600_000
+
+/** What this replica has not written to Redis yet for a key: its latest readings, reservations released. */
+type Unwritten = { readings: ParsedLimits; released: string[] }
 
 export type RedisBudgetsOptions = {
   redis: Redis
@@ -51,6 +60,11 @@ export type RedisBudgetsOptions = {
   maxEntries?: number
   /** The clock of update(), whose signature has none: it only dates the entry's expiry. */
   now?: () => number
+  /**
+   * How long a reading or a released reservation waits for this replica's next reservation of its
+   * key, which carries it to Redis, before it is written on its own (default 50 ms).
+   */
+  writeDelayMs?: number
 }
 
 function checkInteger(name: string, value: number): void {
@@ -70,13 +84,19 @@ export class RedisBudgets {
   readonly #timeoutMs: number
   readonly #unknown429BackoffMs: number
   readonly #now: () => number
+  readonly #writeDelayMs: number
   /** The local mirror (see the top of this file). */
   readonly #table: BudgetTable
+  /** What waits for the key's next reservation, by key (see the top of this file). */
+  readonly #unwritten = new Map<string, Unwritten>()
+  #writeTimer: NodeJS.Timeout | undefined
 
   constructor(options: RedisBudgetsOptions) {
-    const { leaseMs, timeoutMs = 2000 } = options
+    const { leaseMs, timeoutMs = 2000, writeDelayMs = 50 } = options
     checkInteger('leaseMs', leaseMs)
     checkInteger('timeoutMs', timeoutMs)
+    checkInteger('writeDelayMs', writeDelayMs)
+    this.#writeDelayMs = writeDelayMs
     this.#redis = options.redis
     this.#base = `${options.prefix}:budget:`
     this.#log = options.log
@@ -114,14 +134,59 @@ export class RedisBudgets {
   }
 
   update(key: string, parsed: ParsedLimits): void {
-    const credits = this.#table.record(key, parsed)
-    const readings = (['post', 'client', 'user'] as const).flatMap((kind) => {
-      const budget = parsed[kind]
-      return budget ? readingArgs(kind, budget) : []
+    this.#table.record(key, parsed)
+    if (!parsed.post && !parsed.client && !parsed.user) return
+    this.#keep(key, parsed, [])
+  }
+
+  /** Adds to what waits for the key's next reservation; the timer writes what is left waiting. */
+  #keep(key: string, readings: ParsedLimits, released: readonly string[]): void {
+    let unwritten = this.#unwritten.get(key)
+    if (unwritten === undefined) {
+      unwritten = { readings: {}, released: [] }
+      this.#unwritten.set(key, unwritten)
+    }
+    for (const kind of ['post', 'client', 'user'] as const) {
+      const reading = readings[kind]
+      if (reading !== undefined) unwritten.readings[kind] = merge(unwritten.readings[kind], reading)
+    }
+    unwritten.released.push(...released)
+    if (this.#writeTimer === undefined) {
+      this.#writeTimer = setTimeout(() => void this.flush(), this.#writeDelayMs)
+      this.#writeTimer.unref()
+    }
+  }
+
+  /** What waits for the key's next reservation, taken out for a script to apply. */
+  #take(key: string): Unwritten | undefined {
+    const unwritten = this.#unwritten.get(key)
+    this.#unwritten.delete(key)
+    return unwritten
+  }
+
+  /** Writes everything still waiting now (the timer, shutdown, tests); resolves once Redis has answered. */
+  async flush(): Promise<void> {
+    clearTimeout(this.#writeTimer)
+    this.#writeTimer = undefined
+    const writes = [...this.#unwritten.keys()].map((key) => {
+      const { readings, released } = this.#take(key) as Unwritten
+      const args = [this.#now(), KEEP_MS, SAME_WINDOW_MS, ...applied(released, readings)]
+      const credits = readings.client !== undefined || readings.user !== undefined
+      return applyScript(this.#redis, this.#redisKeys(key), args).then(
+        (reply) => {
+          const [ipHash, keyHash] = Array.isArray(reply) ? reply : []
+          this.#adopt(credits ? key : undefined, ipHash, keyHash)
+        },
+        (error: unknown) => {
+          if (readings.post || credits)
+            this.#log.warn({ err: error, key }, 'budget reading not written to Redis')
+          if (released.length > 0) {
+            this.#log.warn({ err: error, key }, 'budget reservation not released in Redis')
+          }
+        },
+      )
     })
-    if (readings.length === 0) return
-    const args = [this.#now(), KEEP_MS, SAME_WINDOW_MS, ...readings]
-    this.#write(key, 'reading', updateScript(this.#redis, this.#redisKeys(key), args), credits)
+    await Promise.all(writes)
   }
 
   on429(key: string, retryAfterMs: number | undefined, now: number): void {
@@ -132,6 +197,7 @@ export class RedisBudgets {
 
   async reserve(key: string, now: number): Promise<Reservation> {
     const id = randomUUID()
+    const unwritten = this.#take(key)
     const args = [
       now,
       now + this.#leaseMs,
@@ -141,6 +207,8 @@ export class RedisBudgets {
       UPLOAD_COST.credits,
       IN_FLIGHT_RECHECK_MS,
       KEEP_MS,
+      SAME_WINDOW_MS,
+      ...applied(unwritten?.released ?? [], unwritten?.readings ?? {}),
     ]
     let reply: unknown
     try {
@@ -149,9 +217,9 @@ export class RedisBudgets {
         AbortSignal.timeout(this.#timeoutMs),
       )
     } catch (error) {
-      // Unanswered is not undone: the script may still run, so its reservation is withdrawn after it
-      // (if Redis is away, its lease ends it; the error below already tells).
-      this.#withdraw(key, id).catch(() => {})
+      // Unanswered is not undone: the script may still run. What it carried waits again, and its
+      // own reservation is withdrawn with it (if Redis is away, its lease ends it).
+      this.#keep(key, unwritten?.readings ?? {}, [...(unwritten?.released ?? []), id])
       throw new ServiceError('store_unavailable', 'Redis did not answer a budget reservation', {
         cause: error,
       })
@@ -170,17 +238,10 @@ export class RedisBudgets {
         if (released) return
         released = true
         stop()
-        this.#withdraw(key, id).catch((error: unknown) =>
-          this.#log.warn({ err: error, key }, 'budget reservation not released in Redis'),
-        )
+        // Withdrawn from Redis with the key's next reservation, or by the timer; if that fails, its lease ends it.
+        this.#keep(key, {}, [id])
       },
     }
-  }
-
-  /** Removes a reservation from Redis; if that fails, its lease ends it. */
-  #withdraw(key: string, id: string): Promise<unknown> {
-    const [, ipHeld, , keyHeld] = this.#redisKeys(key)
-    return this.#redis.multi().zrem(ipHeld, id).zrem(keyHeld, id).exec()
   }
 
   /**

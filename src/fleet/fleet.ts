@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import type { Work } from '../jobs/contract.ts'
 import type { RetryPolicy } from '../jobs/retry.ts'
+import { raceSignal } from '../signals.ts'
 import { RedisBudgets } from './budgets.ts'
 import { RedisIdempotencyKeys } from './idempotency.ts'
 import { FleetQueue } from './queue.ts'
@@ -96,6 +97,9 @@ export async function joinFleet(config: Config, log: Logger) {
       )
     },
     async close(): Promise<void> {
+      // Readings and released reservations still waiting: the other replicas need them now, not
+      // when their leases end. Bounded, so a Redis that is away cannot hold up the shutdown.
+      await raceSignal(budgets.flush(), AbortSignal.timeout(1_000)).catch(() => {})
       await store.close()
       workerRedis?.disconnect()
       redis.disconnect()

@@ -4,6 +4,7 @@ import { setImmediate } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import pino from 'pino'
 import type { Budget, Reservation } from '../../src/budgets.ts'
+import { readHash } from '../../src/fleet/budget-scripts.ts'
 import { RedisBudgets, type RedisBudgetsOptions } from '../../src/fleet/budgets.ts'
 import { createImgurClient } from '../../src/imgur/client.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
@@ -69,9 +70,11 @@ function fleet(replicas = 1, options: Partial<RedisBudgetsOptions> = {}) {
       now: () => NOW,
       ...options,
     })
-    // Commands of one connection run in order: once PING answers, the background writes before it
-    // are done, and a turn of the event loop later the mirror has adopted their answers.
+    // What waits for a reservation is written now. Commands of one connection run in order: once
+    // PING answers, the background writes before it (a 429) are done, and a turn of the event loop
+    // later the mirror has adopted their answers.
     const written = async () => {
+      await budgets.flush()
       await redis.ping()
       await setImmediate()
     }
@@ -206,6 +209,46 @@ test('concurrent reservations across two replicas never exceed the budget', asyn
   await reserveOk(a, 'client:a')
 })
 
+test("readings and releases go with the replica's next reservation of their key, or after writeDelayMs", async () => {
+  const { prefix, members } = fleet(2, { writeDelayMs: 60_000 })
+  const [a, b] = [member(members, 0), member(members, 1)]
+  const held = () => a.redis.zcard(`${prefix}:budget:key:client:a:reservations`)
+  const reading = async () =>
+    readHash(Object.entries(await a.redis.hgetall(`${prefix}:budget:key:client:a`)).flat()).client
+  const scripts = async () =>
+    Number(/cmdstat_evalsha:calls=(\d+)/.exec(await a.redis.info('commandstats'))?.[1])
+  a.update('client:a', { client: budget(20) })
+  const release = await reserveOk(a, 'client:a')
+  assert.equal(await held(), 1)
+  const before = await scripts()
+  release()
+  a.update('client:a', { client: budget(10) })
+  a.update('client:a', { client: budget(12) }) // a late answer of the same window: the lowest stands
+  // Nothing written yet: Redis counts the upload in flight against the older reading.
+  assert.equal(await held(), 1)
+  assert.deepEqual(await reading(), budget(20))
+  // a's next reservation carries both, in its one script, applied before it reserves.
+  await reserveOk(a, 'client:a')
+  assert.equal((await scripts()) - before, 1)
+  assert.equal(await held(), 1)
+  assert.deepEqual(await reading(), budget(10))
+  assert.deepEqual(await b.reserve('client:a', NOW), { ok: false, waitMs: 1000, resetAt: NOW + 1000 })
+
+  // With no reservation of the key coming, the timer writes them.
+  const timed = fleet(1, { writeDelayMs: 20 })
+  const quick = member(timed.members)
+  quick.update('client:b', { client: budget(20) })
+  const releaseB = await reserveOk(quick, 'client:b')
+  releaseB()
+  quick.update('client:b', { client: budget(10) })
+  const key = `${timed.prefix}:budget:key:client:b`
+  for (const deadline = Date.now() + 5_000; ; await new Promise((resolve) => setTimeout(resolve, 10))) {
+    const remaining = await quick.redis.hget(key, 'client.remaining')
+    if (remaining === '10' && (await quick.redis.zcard(`${key}:reservations`)) === 0) break
+    assert.ok(Date.now() < deadline, 'the timer writes what waited')
+  }
+})
+
 test('a reservation never released stops counting when its lease ends', async () => {
   const { members } = fleet(2, { leaseMs: 1000 })
   const [dead, alive] = [member(members, 0), member(members, 1)]
@@ -299,6 +342,7 @@ test('options are checked at construction with exact messages', () => {
     ['leaseMs', 0],
     ['timeoutMs', 1.5],
     ['maxEntries', -1],
+    ['writeDelayMs', 0],
   ] as const) {
     assert.throws(() => new RedisBudgets({ ...base, [name]: value }), {
       code: 'imgur_invalid_options',
