@@ -151,6 +151,14 @@ const modes = {
     { ...base, REDIS_URL: redis.url, REDIS_PREFIX: prefix },
   ],
 } as const
+/** Commands Redis has run, every kind summed (`INFO commandstats`), for commands per item. */
+const stats = new Redis(redis.url)
+const commandsRun = async () =>
+  [...(await stats.info('commandstats')).matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)].reduce(
+    (sum, [, calls]) => sum + Number(calls),
+    0,
+  )
+const commandsPerItem: number[] = []
 const rates: Record<keyof typeof modes, number[]> = {
   memory: [],
   'redis, 1 replica': [],
@@ -167,7 +175,10 @@ try {
       // A warm-up job per replica: the first requests pay for lazy loading and JIT.
       await run(started, fakes.origin, 1e9 + seed).catch(() => 0)
       seed += items
+      const before = await commandsRun()
       const rate = await run(started, fakes.origin, seed)
+      // Status reads of the waiting loop included: a few per job, against ten or so per item.
+      if (mode === 'redis, 1 replica') commandsPerItem.push(((await commandsRun()) - before) / items)
       seed += items
       rates[mode].push(rate)
       process.stderr.write(`round ${round + 1} ${mode}: ${rate.toFixed(1)} items/s\n`)
@@ -176,8 +187,7 @@ try {
   }
 
   // Redis memory per queued URL: URLs held by an API-only replica (no worker takes them), 60-character URLs.
-  const client = new Redis(redis.url)
-  const used = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))?.[1])
+  const used = async () => Number(/used_memory:(\d+)/.exec(await stats.info('memory'))?.[1])
   const [api] = await Promise.all([
     replica({ ...base, REDIS_URL: redis.url, REDIS_PREFIX: 'queued', ROLE: 'api' }),
   ])
@@ -191,7 +201,6 @@ try {
   }
   const perUrl = ((await used()) - before) / queued
   await (api as Replica).stop()
-  client.disconnect()
 
   const memory = median(rates.memory)
   const one = median(rates['redis, 1 replica'])
@@ -203,6 +212,7 @@ try {
       `${one.toFixed(1)} items/s (ratio ${(one / memory).toFixed(2)})`,
       `≥ 0.7 ${one / memory >= 0.7 ? '✔' : '✘'}`,
     ],
+    ['Redis commands per item', `${median(commandsPerItem).toFixed(1)} (1 replica)`, ''],
     ['redis, 2 replicas', `${two.toFixed(1)} items/s (ratio ${(two / memory).toFixed(2)})`, ''],
     ['Redis memory per queued URL', `${perUrl.toFixed(0)} bytes (${queued} URLs of 60 characters)`, ''],
   ]
@@ -214,9 +224,10 @@ try {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(
     new URL('./results/fleet.json', import.meta.url),
-    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
   )
 } finally {
+  stats.disconnect()
   fakes.close()
   await redis.stop()
   for (const child of children) child.kill('SIGKILL')
