@@ -17,6 +17,7 @@ import type { JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '..
 import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
 import { HostSlots, hostOf } from '../jobs/turns.ts'
+import { LruMap } from '../lru.ts'
 
 /**
  * What BullMQ holds of an item: where it is, and what its worker needs without reading the job;
@@ -62,6 +63,13 @@ const QUEUE = 'items'
 const MAX_PRIORITY = 2_097_152
 /** How long a credential Imgur refused stays refused for every replica (its items fail at once). */
 const REFUSED_MS = 60_000
+/**
+ * How long a replica trusts its last look at a credential's refusal (one Redis read per item
+ * otherwise): another replica's refusal reaches it within this; its own, at once.
+ */
+const REFUSED_CHECK_MS = 1_000
+/** Credentials whose last look a replica remembers. */
+const REFUSED_CHECKS = 1_000
 /** Stall recoveries are counted as attempts; BullMQ itself never fails a stalled item. */
 const MAX_STALLS = 1_000
 /** How long an item whose store call failed waits before it runs again (Redis reconnects within 2 s). */
@@ -81,6 +89,8 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #hosts: HostSlots
   readonly #hostWaiters: Array<() => void> = []
   readonly #cancels: Redis
+  /** This replica's last look at credentials' refusals, by credential key (see REFUSED_CHECK_MS). */
+  readonly #refusals = new LruMap<string, { reason: Reason | undefined; at: number }>(REFUSED_CHECKS)
   /** This replica's items in flight, by BullMQ id, with what aborts each. */
   readonly #running = new Map<string, { jobId: string; controller: AbortController }>()
   /**
@@ -284,9 +294,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     const { jobId, index, target, clientId } = bull.data
     const { store, log } = this.#deps
     const key = this.#deps.credentialKey(clientId)
-    const refused = await this.#deps.redis.get(`${this.#options.prefix}:refused:${key}`).catch(() => null)
-    if (refused !== null) {
-      await this.#fail(bull.data, JSON.parse(refused) as Reason)
+    const refused = await this.#refusal(key)
+    if (refused !== undefined) {
+      await this.#fail(bull.data, refused)
       return
     }
     const budget = await this.#deps.budgets.reserve(key, this.#now())
@@ -390,6 +400,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     if (isServiceError(error) && error.failsRest) {
       // Every replica fails this credential's items at once for a while (they cannot succeed).
       const key = this.#deps.credentialKey(clientId)
+      this.#refusals.set(key, { reason, at: performance.now() })
       await this.#deps.redis
         .set(`${this.#options.prefix}:refused:${key}`, JSON.stringify(reason), 'PX', REFUSED_MS)
         .catch(() => {})
@@ -406,6 +417,22 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       'item failed',
     )
     this.emit('settled', { jobId, index, outcome: 'failed', code: reason.code })
+  }
+
+  /** Why Imgur refused the credential, if it did within REFUSED_MS, as this replica last looked. */
+  async #refusal(key: string): Promise<Reason | undefined> {
+    const known = this.#refusals.get(key)
+    if (known !== undefined && performance.now() - known.at < REFUSED_CHECK_MS) return known.reason
+    const at = performance.now()
+    let raw: string | null
+    try {
+      raw = await this.#deps.redis.get(`${this.#options.prefix}:refused:${key}`)
+    } catch {
+      return undefined // unknown, not remembered: Redis is asked again next time
+    }
+    const reason = raw === null ? undefined : (JSON.parse(raw) as Reason)
+    this.#refusals.set(key, { reason, at })
+    return reason
   }
 
   /** A download slot of `host` on this replica, waited for while the host is busy. */

@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import pino from 'pino'
+import { ServiceError } from '../../src/errors.ts'
 import { FleetQueue } from '../../src/fleet/queue.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
@@ -160,4 +161,52 @@ test('a refresh read before a submission filled the fleet does not undo the subm
   await held
   await sleep(50)
   assert.equal(queue.refusal, 'queue_full')
+})
+
+test('a credential Imgur refused fails its items without an attempt, whichever replica it refused', async (t) => {
+  const prefix = `q-${randomUUID()}`
+  const redis = connectRedis(server.url)
+  const workerRedis = new Redis(server.url, { maxRetriesPerRequest: null })
+  const store = await RedisJobStore.open(redis, { prefix, retentionCount: 100, retentionMs: 60_000 })
+  const attempts: Array<string | undefined> = []
+  const queue = new FleetQueue(
+    { ...SMALL, prefix, concurrency: 1, perHostConcurrency: 1, maxPendingItems: 100 },
+    {
+      store,
+      redis,
+      workerRedis,
+      budgets: { reserve: () => ({ ok: true, release: () => {} }) },
+      credentialKey: (clientId) => `client:${clientId ?? 'configured'}`,
+      work: async ({ clientId }) => {
+        attempts.push(clientId)
+        throw new ServiceError('imgur_client_id_refused', 'Imgur refused the client id')
+      },
+      log: pino({ level: 'silent' }),
+    },
+  )
+  t.after(async () => {
+    await queue.close(0)
+    await store.close()
+    workerRedis.disconnect()
+    redis.disconnect()
+  })
+  const reasons = async (jobId: string) => (await store.get(jobId))?.items.map((item) => item.reason?.message)
+  // Refused here: this replica's next items of the credential fail at once, and Redis tells the others.
+  const own = await queue.submit(['https://a.example/1.png', 'https://a.example/2.png'], [], {
+    clientId: 'mine',
+  })
+  await queue.onIdle()
+  assert.deepEqual(attempts, ['mine'])
+  assert.deepEqual(await reasons(own.id), ['Imgur refused the client id', 'Imgur refused the client id'])
+  assert.equal(
+    JSON.parse((await redis.get(`${prefix}:refused:client:mine`)) ?? '{}').code,
+    'imgur_client_id_refused',
+  )
+  // Refused by another replica: read from Redis before the first attempt.
+  const reason = { code: 'imgur_client_id_refused', message: 'refused elsewhere' }
+  await redis.set(`${prefix}:refused:client:theirs`, JSON.stringify(reason), 'PX', 60_000)
+  const theirs = await queue.submit(['https://a.example/3.png'], [], { clientId: 'theirs' })
+  await queue.onIdle()
+  assert.deepEqual(attempts, ['mine'])
+  assert.deepEqual(await reasons(theirs.id), ['refused elsewhere'])
 })
