@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto'
 import { Agent } from 'undici'
 import { type BudgetLedger, Budgets } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
+import { LruMap } from '../lru.ts'
 import { raceSignal } from '../signals.ts'
 import { parseImgurError, redactText } from './errors.ts'
 import { post, withDeadline } from './http.ts'
@@ -63,6 +64,9 @@ export type ImgurClient<L extends BudgetLedger = Budgets> = {
   readonly budgets: L
   close(): Promise<void>
 }
+
+/** Client ids brought by jobs whose credential key a client remembers. */
+const DYNAMIC_KEYS = 1_000
 
 /** Budget keys and logs name a credential by a hash prefix, never by the id itself. */
 function fingerprint(id: string): string {
@@ -169,10 +173,22 @@ export function createImgurClient<L extends BudgetLedger = Budgets>(
         })
       : undefined
 
+  // Asked for every item and every answer: each id is hashed once.
+  const configuredKey =
+    tokens && clientId
+      ? `account:${fingerprint(clientId)}`
+      : clientId
+        ? `client:${fingerprint(clientId)}`
+        : 'none'
+  const dynamicKeys = new LruMap<string, string>(DYNAMIC_KEYS)
   function credentialKey(dynamicId?: string): string {
-    if (dynamicId) return `client:${fingerprint(dynamicId)}`
-    if (tokens && clientId) return `account:${fingerprint(clientId)}`
-    return clientId ? `client:${fingerprint(clientId)}` : 'none'
+    if (!dynamicId) return configuredKey
+    let key = dynamicKeys.get(dynamicId)
+    if (key === undefined) {
+      key = `client:${fingerprint(dynamicId)}`
+      dynamicKeys.set(dynamicId, key)
+    }
+    return key
   }
 
   const uploadCall: Call<Uploaded> = {
