@@ -46,7 +46,10 @@ process.on('exit', () => {
 
 async function replica(env: Record<string, string>): Promise<Replica> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'src/server.ts'], {
+  // Each mode as it is deployed: `npm start`'s 1 MB semi-space for the memory mode, Compose's 4 MB
+  // for a replica (it allocates for every Redis round trip; README, Scaling out).
+  const semiSpace = env.REDIS_URL === undefined ? 1 : 4
+  const child = spawn(process.execPath, [`--max-semi-space-size=${semiSpace}`, 'src/server.ts'], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
