@@ -431,7 +431,8 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       return undefined // unknown, not remembered: Redis is asked again next time
     }
     const reason = raw === null ? undefined : (JSON.parse(raw) as Reason)
-    this.#refusals.set(key, { reason, at })
+    // A refusal this replica saw while the read was on its way is newer than the read.
+    if ((this.#refusals.get(key)?.at ?? -1) < at) this.#refusals.set(key, { reason, at })
     return reason
   }
 
