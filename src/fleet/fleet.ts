@@ -97,9 +97,11 @@ export async function joinFleet(config: Config, log: Logger) {
       )
     },
     async close(): Promise<void> {
-      // Readings and released reservations still waiting: the other replicas need them now, not
-      // when their leases end. Bounded, so a Redis that is away cannot hold up the shutdown.
-      await raceSignal(budgets.flush(), AbortSignal.timeout(1_000)).catch(() => {})
+      // Budget readings, released reservations and links still waiting: the other replicas need
+      // them now. Bounded, so a Redis that is away cannot hold up the shutdown.
+      await raceSignal(Promise.all([budgets.flush(), uploads.flush()]), AbortSignal.timeout(1_000)).catch(
+        () => {},
+      )
       await store.close()
       workerRedis?.disconnect()
       redis.disconnect()

@@ -9,6 +9,10 @@
  * that Redis does not grow with every image ever uploaded. De-duplication is an optimisation:
  * Redis unreachable, slow (past `timeoutMs`) or holding something unreadable is a miss, and a
  * failed write is forgotten, each with a warn log; never an item's failure.
+ *
+ * Links are written in batches, one round trip each `writeDelayMs` (50 ms) however many uploads
+ * ended meanwhile, instead of one per upload: another replica asking for the same bytes within
+ * that while misses them and uploads them again, as it would have a moment earlier.
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
@@ -26,6 +30,8 @@ export type SharedUploadsOptions = {
   ttlMs?: number
   /** How long a read or write waits for Redis before giving up (default 1 s). */
   timeoutMs?: number
+  /** How long a link waits for others to be written with it (default 50 ms). */
+  writeDelayMs?: number
 }
 
 function readKnown(raw: string): Known | undefined {
@@ -46,12 +52,18 @@ export class SharedUploads {
   readonly #log: Logger
   readonly #ttlMs: number
   readonly #timeoutMs: number
+  readonly #writeDelayMs: number
+  /** Links not written yet, by Redis key, and the set() calls waiting for their batch. */
+  readonly #unwritten = new Map<string, Known>()
+  #waiting: Array<() => void> = []
+  #writeTimer: NodeJS.Timeout | undefined
 
   constructor(options: SharedUploadsOptions) {
-    const { ttlMs = 7 * DAY, timeoutMs = 1000 } = options
+    const { ttlMs = 7 * DAY, timeoutMs = 1000, writeDelayMs = 50 } = options
     for (const [name, value] of [
       ['ttlMs', ttlMs],
       ['timeoutMs', timeoutMs],
+      ['writeDelayMs', writeDelayMs],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < 1) {
         throw new TypeError(`Expected \`${name}\` to be an integer >= 1, got \`${value}\``)
@@ -62,10 +74,13 @@ export class SharedUploads {
     this.#log = options.log
     this.#ttlMs = ttlMs
     this.#timeoutMs = timeoutMs
+    this.#writeDelayMs = writeDelayMs
   }
 
   /** The link uploaded earlier under `key` (`<credential key>:<content hash>`), or undefined. */
   async get(key: string): Promise<Known | undefined> {
+    const unwritten = this.#unwritten.get(`${this.#base}${key}`)
+    if (unwritten !== undefined) return unwritten
     let raw: string | null
     try {
       raw = await raceSignal(this.#redis.get(`${this.#base}${key}`), AbortSignal.timeout(this.#timeoutMs))
@@ -79,17 +94,43 @@ export class SharedUploads {
     return known
   }
 
-  /** Remembers an upload's link for the fleet; resolves either way (a failure is only logged). */
-  async set(key: string, known: Known): Promise<void> {
+  /**
+   * Remembers an upload's link for the fleet, with the next batch; resolves once that batch is
+   * written or has failed (a failure is only logged).
+   */
+  set(key: string, known: Known): Promise<void> {
     const { link, imageId, deletehash } = known
-    const value = JSON.stringify({ link, imageId, deletehash })
+    this.#unwritten.set(`${this.#base}${key}`, { link, imageId, deletehash })
+    if (this.#writeTimer === undefined) {
+      this.#writeTimer = setTimeout(() => void this.flush(), this.#writeDelayMs)
+      this.#writeTimer.unref()
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve))
+  }
+
+  /** Writes the links waiting now, in one round trip (the timer, shutdown). */
+  async flush(): Promise<void> {
+    clearTimeout(this.#writeTimer)
+    this.#writeTimer = undefined
+    const batch = [...this.#unwritten]
+    const waiting = this.#waiting
+    this.#unwritten.clear()
+    this.#waiting = []
+    if (batch.length === 0) return
+    const pipeline = this.#redis.pipeline()
+    for (const [key, known] of batch) pipeline.set(key, JSON.stringify(known), 'PX', this.#ttlMs)
+    const keys = batch.map(([key]) => key.slice(this.#base.length))
     try {
-      await raceSignal(
-        this.#redis.set(`${this.#base}${key}`, value, 'PX', this.#ttlMs),
-        AbortSignal.timeout(this.#timeoutMs),
-      )
+      const replies = await raceSignal(pipeline.exec(), AbortSignal.timeout(this.#timeoutMs))
+      const failed = keys.filter((_, i) => replies?.[i]?.[0] !== null)
+      if (failed.length > 0) {
+        const error = replies?.find(([failure]) => failure !== null)?.[0]
+        this.#log.warn({ err: error, keys: failed }, 'shared uploads not written to Redis')
+      }
     } catch (error) {
-      this.#log.warn({ err: error, key }, 'shared upload not written to Redis')
+      this.#log.warn({ err: error, keys }, 'shared uploads not written to Redis')
+    } finally {
+      for (const resolve of waiting) resolve()
     }
   }
 }

@@ -88,14 +88,34 @@ test('with Redis down, get is a miss and set resolves, each with a warning', asy
     assert.equal(await shared.get('client:abc:down'), undefined)
     await shared.set('client:abc:down', known('down'))
     assert.deepEqual(
-      lines.map((line) => [line.level, line.msg, line.key]),
+      lines.map((line) => [line.level, line.msg, line.key ?? line.keys]),
       [
         [40, 'shared upload not read from Redis', 'client:abc:down'],
-        [40, 'shared upload not written to Redis', 'client:abc:down'],
+        [40, 'shared uploads not written to Redis', ['client:abc:down']],
       ],
     )
   } finally {
     await lonely.stop()
+  }
+})
+
+test('links set within writeDelayMs are written together, and read back before', async () => {
+  // The timer's own path is the other tests' (50 ms); here flush() stands for it.
+  const { shared, redis } = replica({ writeDelayMs: 60_000 })
+  const sets = async () =>
+    Number(/^cmdstat_set:calls=(\d+)/m.exec(await redis.info('commandstats'))?.[1] ?? 0)
+  const before = await sets()
+  const writes = ['b1', 'b2', 'b3'].map((name) => shared.set(`client:abc:${name}`, known(name)))
+  // Not written yet, but this replica answers from what waits.
+  assert.equal(await redis.exists(`${PREFIX}:upload:client:abc:b1`), 0)
+  assert.deepEqual(await shared.get('client:abc:b2'), known('b2'))
+  assert.equal(await sets(), before)
+  await shared.flush()
+  await Promise.all(writes)
+  assert.equal((await sets()) - before, 3)
+  const other = replica()
+  for (const name of ['b1', 'b2', 'b3']) {
+    assert.deepEqual(await other.shared.get(`client:abc:${name}`), known(name))
   }
 })
 
@@ -106,5 +126,8 @@ test('options are checked at construction with exact messages', () => {
   })
   assert.throws(() => new SharedUploads({ ...base, timeoutMs: 2.5 }), {
     message: 'Expected `timeoutMs` to be an integer >= 1, got `2.5`',
+  })
+  assert.throws(() => new SharedUploads({ ...base, writeDelayMs: 0 }), {
+    message: 'Expected `writeDelayMs` to be an integer >= 1, got `0`',
   })
 })
