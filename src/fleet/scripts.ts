@@ -135,6 +135,10 @@ if first then bump(1) else redis.call('HINCRBY', jobKey, 'version', 1) end
 moved(before)
 return item.a`,
 
+  /** A job's hash and its items, read at once (one command, where MULTI costs four). */
+  read: `
+return snapshot()`,
+
   retrying: `
 if redis.call('EXISTS', jobKey) == 1 then bump(1) end
 return false`,

@@ -123,14 +123,9 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
   }
 
   async get(id: string): Promise<JobView | undefined> {
-    const replies = await this.#call(() =>
-      this.#redis.multi().hgetall(this.#keys.job(id)).lrange(this.#keys.items(id), 0, -1).exec(),
-    )
-    const [[metaError, meta] = [], [itemsError, items] = []] = replies ?? []
-    if (metaError || itemsError) throw unavailable(metaError ?? itemsError)
-    const fields = meta as Record<string, string> | undefined
-    if (fields === undefined || Object.keys(fields).length === 0) return undefined
-    return decodeJob(id, fields, items as string[])
+    const [meta, items] = (await this.#script('read', id, [])) as [string[], string[]]
+    if (meta.length === 0) return undefined
+    return decodeJob(id, pairs(meta), items)
   }
 
   async links(owner?: string): Promise<readonly string[]> {
