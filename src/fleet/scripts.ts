@@ -139,6 +139,12 @@ return item.a`,
   read: `
 return snapshot()`,
 
+  /** The counters behind stats() (no job: the id is empty), and the finished jobs still held. */
+  tally: `
+local held = redis.call('HMGET', counters, 'pending', 'in-progress', 'pendingItems', 'pendingBytes')
+-- Finished jobs past the age that no finish has swept yet are not held any more.
+return { held, redis.call('ZCOUNT', finishedSet, string.format('(%d', now - keepMs), '+inf') }`,
+
   retrying: `
 if redis.call('EXISTS', jobKey) == 1 then bump(1) end
 return false`,

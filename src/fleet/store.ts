@@ -204,18 +204,8 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
   }
 
   async #tally() {
-    const { retentionMs } = this.#options
-    const replies = await this.#call(() =>
-      this.#redis
-        .multi()
-        .hmget(this.#keys.counters, 'pending', 'in-progress', 'pendingItems', 'pendingBytes')
-        // Finished jobs past the age that no finish has swept yet are not held any more.
-        .zcount(this.#keys.finished, `(${this.#now() - retentionMs}`, '+inf')
-        .exec(),
-    )
-    const [[countersError, counters] = [], [completeError, complete] = []] = replies ?? []
-    if (countersError || completeError) throw unavailable(countersError ?? completeError)
-    const [pending, inProgress, pendingItems, pendingBytes] = (counters as (string | null)[]).map(Number)
+    const [counters, complete] = (await this.#script('tally', '', [])) as [(string | null)[], number]
+    const [pending, inProgress, pendingItems, pendingBytes] = counters.map(Number)
     return {
       pending: pending ?? 0,
       inProgress: inProgress ?? 0,

@@ -243,3 +243,33 @@ test('without Redis operations fail fast with store_unavailable, and work again 
   assert.equal((await change).items[0]?.state, 'failed', 'the subscriber is back too')
   assert.notEqual(store.epoch, epoch)
 })
+
+test('counts leave out finished jobs past the retention age that no later finish has swept', async (t) => {
+  const clock = { now: 1_700_000_000_000 }
+  const redis = connectRedis(server.url)
+  const store = await RedisJobStore.open(redis, {
+    prefix: `t-${randomUUID()}`,
+    retentionCount: 100,
+    retentionMs: 60_000,
+    now: () => clock.now,
+  })
+  t.after(async () => {
+    await store.close()
+    await redis.quit()
+  })
+  for (const offset of [0, 1]) {
+    clock.now += offset
+    const added = job(1)
+    await store.add(added)
+    await store.complete(added.id, 0, { link: link(offset), reused: false })
+  }
+  await store.add(job(1))
+  assert.deepEqual(await store.counts(), { pending: 1, 'in-progress': 0, complete: 2 })
+  // The first finished 60 s ago to the millisecond: no longer held; the second one still is.
+  clock.now += 59_999
+  assert.deepEqual(await store.counts(), { pending: 1, 'in-progress': 0, complete: 1 })
+  const { pendingItems, jobs } = await store.stats()
+  assert.deepEqual({ pendingItems, jobs }, { pendingItems: 1, jobs: 2 })
+  clock.now += 1
+  assert.deepEqual(await store.counts(), { pending: 1, 'in-progress': 0, complete: 0 })
+})
