@@ -86,6 +86,11 @@ export class BudgetTable {
     return state
   }
 
+  /** The key's entry as it is, without making it the most recently used. */
+  peek(key: string): KeyState | undefined {
+    return this.#keys.peek(key)
+  }
+
   /** Merges a reading in (see `merge`); true when it had credits for the key. */
   record(key: string, parsed: ParsedLimits): boolean {
     if (parsed.post) this.post = merge(this.post, parsed.post)

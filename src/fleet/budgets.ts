@@ -37,7 +37,7 @@ import {
 } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
 import { raceSignal } from '../signals.ts'
-import { applied, applyScript, on429Script, readHash, reserveScript } from './budget-scripts.ts'
+import { applied, applyScript, type Held, on429Script, readHash, reserveScript } from './budget-scripts.ts'
 
 /** How long Redis keeps an entry past the latest reset, block or lease it holds. */
 const KEEP_MS = 3_600_000
@@ -114,23 +114,16 @@ export class RedisBudgets {
     return [ip, `${ip}:reservations`, own, `${own}:reservations`]
   }
 
-  /** Takes what Redis answered (ip hash, key hash): it holds every replica's readings and blocks. */
-  #adopt(key: string | undefined, ipHash: unknown, keyHash: unknown): void {
+  /**
+   * Takes what a script answered (ip hash, key hash, from `from` on): it holds every replica's
+   * readings and blocks. `entry` is the key's entry in the mirror, if it is to be updated.
+   */
+  #adopt(entry: Partial<Held> | undefined, reply: unknown, from = 0): void {
+    const [ipHash, keyHash] = Array.isArray(reply) ? reply.slice(from) : []
     this.#table.post = readHash(ipHash).post
-    if (key === undefined) return
+    if (entry === undefined) return
     const { client, user, blockedUntil } = readHash(keyHash)
-    Object.assign(this.#table.touch(key), { client, user, blockedUntil })
-  }
-
-  /** Runs a write in the background: the mirror adopts its answer; a failure is only logged. */
-  #write(key: string, what: string, run: Promise<unknown>, adoptKey: boolean): void {
-    run.then(
-      (reply) => {
-        const [ipHash, keyHash] = Array.isArray(reply) ? reply : []
-        this.#adopt(adoptKey ? key : undefined, ipHash, keyHash)
-      },
-      (error: unknown) => this.#log.warn({ err: error, key }, `budget ${what} not written to Redis`),
-    )
+    Object.assign(entry, { client, user, blockedUntil })
   }
 
   update(key: string, parsed: ParsedLimits): void {
@@ -168,15 +161,14 @@ export class RedisBudgets {
   async flush(): Promise<void> {
     clearTimeout(this.#writeTimer)
     this.#writeTimer = undefined
-    const writes = [...this.#unwritten.keys()].map((key) => {
-      const { readings, released } = this.#take(key) as Unwritten
+    const waiting = [...this.#unwritten]
+    this.#unwritten.clear()
+    const writes = waiting.map(([key, { readings, released }]) => {
       const args = [this.#now(), KEEP_MS, SAME_WINDOW_MS, ...applied(released, readings)]
       const credits = readings.client !== undefined || readings.user !== undefined
       return applyScript(this.#redis, this.#redisKeys(key), args).then(
-        (reply) => {
-          const [ipHash, keyHash] = Array.isArray(reply) ? reply : []
-          this.#adopt(credits ? key : undefined, ipHash, keyHash)
-        },
+        // Written late, the key is not used now: its entry is updated where it stands in the LRU order.
+        (reply) => this.#adopt(credits ? this.#table.peek(key) : undefined, reply),
         (error: unknown) => {
           if (readings.post || credits)
             this.#log.warn({ err: error, key }, 'budget reading not written to Redis')
@@ -192,7 +184,10 @@ export class RedisBudgets {
   on429(key: string, retryAfterMs: number | undefined, now: number): void {
     const until = now + (retryAfterMs ?? this.#unknown429BackoffMs)
     this.#table.block(key, until)
-    this.#write(key, '429', on429Script(this.#redis, this.#redisKeys(key), [now, until, KEEP_MS]), true)
+    on429Script(this.#redis, this.#redisKeys(key), [now, until, KEEP_MS]).then(
+      (reply) => this.#adopt(this.#table.touch(key), reply),
+      (error: unknown) => this.#log.warn({ err: error, key }, 'budget 429 not written to Redis'),
+    )
   }
 
   async reserve(key: string, now: number): Promise<Reservation> {
@@ -224,8 +219,8 @@ export class RedisBudgets {
         cause: error,
       })
     }
-    const [granted, waitUntil, ipHash, keyHash] = Array.isArray(reply) ? reply : []
-    this.#adopt(key, ipHash, keyHash)
+    const [granted, waitUntil] = Array.isArray(reply) ? reply : []
+    this.#adopt(this.#table.touch(key), reply, 2)
     if (granted !== 1) {
       const resetAt = Number(waitUntil)
       return { ok: false, waitMs: resetAt - now, resetAt }
