@@ -7,7 +7,8 @@
  *   - two replicas on the same Redis, the jobs submitted to both in turn,
  * rounds interleaved (memory, one, two, memory, …) so the machine's noise hits each mode alike;
  * then Redis memory per queued URL (an `ROLE=api` replica, which takes no items, holds them).
- * Prints medians next to the issue's target (one replica ≥ 0.7 of the memory mode) and writes
+ * Prints medians next to the issue's target (one replica ≥ 0.7 of the memory mode), and each
+ * mode's CPU time per item in the service's processes, in Redis and in the fakes, and writes
  * bench/results/fleet.json. Needs `redis-server` on the PATH (Debian's package).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { startRedis } from '../test/helpers/redis.ts'
-import { freePort, startFakes } from './processes.ts'
+import { cpuMs, freePort, startFakes } from './processes.ts'
 
 const { values } = parseArgs({
   options: {
@@ -167,6 +168,14 @@ const rates: Record<keyof typeof modes, number[]> = {
   'redis, 1 replica': [],
   'redis, 2 replicas': [],
 }
+/** CPU time per item, by process kind, for each round of each mode: where a mode's time goes. */
+type Cpu = { service: number; redis: number; fakes: number }
+const cpu: Record<keyof typeof modes, Cpu[]> = {
+  memory: [],
+  'redis, 1 replica': [],
+  'redis, 2 replicas': [],
+}
+const redisPid = redis.process.pid as number
 try {
   let seed = 0
   for (let round = 0; round < rounds; round += 1) {
@@ -179,12 +188,24 @@ try {
       await run(started, fakes.origin, 1e9 + seed).catch(() => 0)
       seed += items
       const before = await commandsRun()
+      const cpuNow = (): Cpu => ({
+        service: started.reduce((sum, one) => sum + cpuMs(one.child.pid as number), 0),
+        redis: cpuMs(redisPid),
+        fakes: cpuMs(fakes.pid),
+      })
+      const cpuBefore = cpuNow()
       const rate = await run(started, fakes.origin, seed)
+      const cpuAfter = cpuNow()
+      const spent = (kind: keyof Cpu) => (cpuAfter[kind] - cpuBefore[kind]) / items
+      cpu[mode].push({ service: spent('service'), redis: spent('redis'), fakes: spent('fakes') })
       // Status reads of the waiting loop included: a few per job, against ten or so per item.
       if (mode === 'redis, 1 replica') commandsPerItem.push(((await commandsRun()) - before) / items)
       seed += items
       rates[mode].push(rate)
-      process.stderr.write(`round ${round + 1} ${mode}: ${rate.toFixed(1)} items/s\n`)
+      const spentNow = cpu[mode].at(-1) as Cpu
+      process.stderr.write(
+        `round ${round + 1} ${mode}: ${rate.toFixed(1)} items/s; CPU ms/item service ${spentNow.service.toFixed(2)}, Redis ${spentNow.redis.toFixed(2)}, fakes ${spentNow.fakes.toFixed(2)}\n`,
+      )
       await Promise.all(started.map((one) => one.stop()))
     }
   }
@@ -205,6 +226,8 @@ try {
   const perUrl = ((await used()) - before) / queued
   await (api as Replica).stop()
 
+  const cpuMedian = (mode: keyof typeof modes, kind: keyof Cpu) =>
+    median(cpu[mode].map((spent) => spent[kind])).toFixed(2)
   const memory = median(rates.memory)
   const one = median(rates['redis, 1 replica'])
   const two = median(rates['redis, 2 replicas'])
@@ -216,6 +239,11 @@ try {
       `≥ 0.7 ${one / memory >= 0.7 ? '✔' : '✘'}`,
     ],
     ['Redis commands per item', `${median(commandsPerItem).toFixed(1)} (1 replica)`, ''],
+    ...(Object.keys(modes) as Array<keyof typeof modes>).map((mode) => [
+      `CPU ms/item, ${mode}`,
+      `service ${cpuMedian(mode, 'service')}, Redis ${cpuMedian(mode, 'redis')}, fakes ${cpuMedian(mode, 'fakes')}`,
+      '',
+    ]),
     ['redis, 2 replicas', `${two.toFixed(1)} items/s (ratio ${(two / memory).toFixed(2)})`, ''],
     ['Redis memory per queued URL', `${perUrl.toFixed(0)} bytes (${queued} URLs of 60 characters)`, ''],
   ]
@@ -227,7 +255,7 @@ try {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(
     new URL('./results/fleet.json', import.meta.url),
-    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, cpuMsPerItem: cpu, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
   )
 } finally {
   stats.disconnect()
