@@ -251,7 +251,7 @@ try {
     `\nfleet benchmark: ${items} items of ${values['image-kb']} KiB in jobs of ${jobSize}, UPLOAD_CONCURRENCY ${concurrency} per replica, medians of ${rounds} rounds\n`,
   )
   for (const [name, value, target] of rows)
-    process.stdout.write(`${(name as string).padEnd(30)}${(value as string).padEnd(44)}${target}\n`)
+    process.stdout.write(`${(name as string).padEnd(32)}${(value as string).padEnd(44)}${target}\n`)
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(
     new URL('./results/fleet.json', import.meta.url),
