@@ -18,14 +18,13 @@ const log = pino({ level: 'silent' })
 const ANSWER = { statusCode: 202, location: '/v1/images/upload/j1', body: '{"jobId":"j1"}' }
 
 /** Two replicas' key tables on one Redis and prefix. */
-async function replicas(ttlMs = 60_000) {
+async function replicas(ttlMs = 60_000, claimMs?: number) {
   const prefix = `i-${randomUUID()}`
   const connections = [connectRedis(server.url), connectRedis(server.url)]
   await Promise.all(connections.map((redis) => whenReady(redis)))
-  const [a, b] = connections.map((redis) => new RedisIdempotencyKeys({ redis, prefix, ttlMs, log })) as [
-    RedisIdempotencyKeys,
-    RedisIdempotencyKeys,
-  ]
+  const [a, b] = connections.map(
+    (redis) => new RedisIdempotencyKeys({ redis, prefix, ttlMs, log, ...(claimMs && { claimMs }) }),
+  ) as [RedisIdempotencyKeys, RedisIdempotencyKeys]
   return {
     a,
     b,
@@ -92,6 +91,25 @@ test('a forgotten claim (an error answer) frees the key for a corrected retry, a
     }),
     ANSWER,
   )
+})
+
+test('a claim never answered (its replica died) frees its key after the claim time; an answer is kept for the whole TTL', async (t) => {
+  const { a, b, close } = await replicas(60_000, 200)
+  t.after(close)
+  claimed(await a.claim('s', 'lost', { n: 1 }))
+  await assert.rejects(b.claim('s', 'lost', { n: 1 }), rejectsWith('idempotency_request_in_progress', 409))
+  // No remember, no forget: as if the replica had died mid-request.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  claimed(await b.claim('s', 'lost', { n: 1 })).remember(ANSWER)
+  // Answered: kept well past the claim time, for the TTL.
+  await eventually(async () => {
+    const found = await a.claim('s', 'lost', { n: 1 }).catch(() => undefined)
+    return found && 'replay' in found ? found.replay : undefined
+  })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const found = await a.claim('s', 'lost', { n: 1 })
+  assert.ok('replay' in found, 'the answer outlives the claim time')
+  assert.deepEqual(found.replay, ANSWER)
 })
 
 test('keys expire after the TTL; Redis down answers store_unavailable', async (t) => {
