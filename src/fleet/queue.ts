@@ -299,8 +299,19 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       await this.#fail(bull.data, refused)
       return
     }
-    const budget = await this.#deps.budgets.reserve(key, this.#now())
+    // The host's slot first, as the memory queue does: an item waiting for its host must not hold
+    // a reservation, which would show every replica less budget than there is (and could outlive
+    // its lease).
+    const freeHost = await this.#hostSlot(hostOf(target))
+    let budget: Reservation
+    try {
+      budget = await this.#deps.budgets.reserve(key, this.#now())
+    } catch (error) {
+      freeHost()
+      throw error
+    }
     if (!budget.ok) {
+      freeHost()
       if (budget.waitMs > this.#options.maxRateLimitWaitMs) {
         await this.#fail(bull.data, {
           code: 'imgur_rate_limited',
@@ -312,9 +323,16 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       await bull.moveToDelayed(this.#now() + Math.max(budget.waitMs, 1), token)
       throw new DelayedError()
     }
-    const freeHost = await this.#hostSlot(hostOf(target))
+    // Known before the attempt begins, so a cancel arriving while the store starts it aborts it.
     const controller = new AbortController()
+    this.#running.set(bull.id as string, { jobId, controller })
     try {
+      if (this.#shutdown.signal.aborted) {
+        // Stopping while it waited for its host or its budget: back to the queue as it is, no
+        // attempt counted (a rolling restart must not push items towards worker_lost).
+        await bull.moveToWait(token)
+        throw new WaitingError()
+      }
       const attempt = await store.start(jobId, index)
       // Cancelled, or its job expired: nothing to do.
       if (attempt === undefined) return
@@ -330,7 +348,6 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         )
         return
       }
-      this.#running.set(bull.id as string, { jobId, controller })
       this.emit('attempt', { jobId, index })
       let outcome: Outcome
       try {

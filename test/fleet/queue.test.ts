@@ -210,3 +210,154 @@ test('a credential Imgur refused fails its items without an attempt, whichever r
   assert.deepEqual(attempts, ['mine'])
   assert.deepEqual(await reasons(theirs.id), ['refused elsewhere'])
 })
+
+/** A queue of one replica on a fresh prefix, with `deps` overriding the defaults; closed after the test. */
+async function replica(
+  t: { after(fn: () => Promise<void>): void },
+  options: { concurrency: number; perHostConcurrency: number },
+  deps: Partial<ConstructorParameters<typeof FleetQueue>[1]> & { wrapStore?: (store: JobStore) => JobStore },
+) {
+  const prefix = `q-${randomUUID()}`
+  const redis = connectRedis(server.url)
+  const workerRedis = new Redis(server.url, { maxRetriesPerRequest: null })
+  const store = await RedisJobStore.open(redis, { prefix, retentionCount: 100, retentionMs: 60_000 })
+  const { wrapStore, ...rest } = deps
+  const queue = new FleetQueue(
+    { ...SMALL, ...options, prefix, maxPendingItems: 100 },
+    {
+      store: wrapStore ? wrapStore(store) : store,
+      redis,
+      workerRedis,
+      budgets: { reserve: () => ({ ok: true, release: () => {} }) },
+      ...NO_WORK,
+      ...rest,
+    },
+  )
+  let stopped: Promise<void> | undefined
+  /** Stops the replica's queue as a shutdown does (no grace); the store stays readable. */
+  const stop = () => {
+    stopped ??= queue.close(0)
+    return stopped
+  }
+  t.after(async () => {
+    await stop()
+    await store.close()
+    workerRedis.disconnect()
+    redis.disconnect()
+  })
+  return { queue, store, redis, prefix, stop }
+}
+
+/** Resolves once `check` holds (polled), or fails the test after a few seconds. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (const deadline = Date.now() + 5_000; !(await check()); await sleep(10)) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`)
+  }
+}
+
+const SAME_HOST = ['https://a.example/1.png', 'https://a.example/2.png', 'https://a.example/3.png']
+
+test('an item waiting for its host holds no reservation of Imgur’s budget', async (t) => {
+  let held = 0
+  let mostHeld = 0
+  let calls = 0
+  const gate = Promise.withResolvers<void>()
+  const { queue, redis, prefix } = await replica(
+    t,
+    { concurrency: 3, perHostConcurrency: 1 },
+    {
+      budgets: {
+        reserve: () => {
+          held += 1
+          mostHeld = Math.max(mostHeld, held)
+          return { ok: true, release: () => (held -= 1) }
+        },
+      },
+      work: async (_item, signal) => {
+        calls += 1
+        // Also ends on the replica's shutdown, so a failed assertion cannot hang the test's teardown.
+        signal.throwIfAborted()
+        await Promise.race([
+          gate.promise,
+          new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        ])
+        return { link: `https://i.imgur.com/${calls}.png`, reused: false }
+      },
+    },
+  )
+  await queue.submit(SAME_HOST, [])
+  // All three are this replica's, one downloading, two waiting for the host.
+  await until(
+    async () => calls === 1 && (await redis.llen(`${prefix}:items:active`)) === 3,
+    'three items active',
+  )
+  await sleep(100)
+  assert.equal(held, 1, 'only the item that has its host holds a reservation')
+  gate.resolve()
+  await queue.onIdle()
+  assert.equal(calls, 3)
+  assert.equal(mostHeld, 1)
+  assert.equal(held, 0)
+})
+
+test('stopping: an item still waiting for its host goes back to the queue with no attempt counted', async (t) => {
+  const signals: AbortSignal[] = []
+  const { queue, store, stop } = await replica(
+    t,
+    { concurrency: 2, perHostConcurrency: 1 },
+    {
+      work: (_item, signal) => {
+        signals.push(signal)
+        if (signal.aborted) return Promise.reject(signal.reason)
+        return new Promise((_resolve, reject) =>
+          signal.addEventListener('abort', () => reject(signal.reason)),
+        )
+      },
+    },
+  )
+  const job = await queue.submit(SAME_HOST.slice(0, 2), [])
+  await until(() => signals.length === 1, 'the first item downloading')
+  await sleep(100)
+  await stop()
+  assert.equal(signals.length, 1, 'the waiting item never began an attempt')
+  const items = (await store.get(job.id))?.items
+  assert.deepEqual(
+    items?.map((item) => [item.state, item.attempts]),
+    [
+      ['pending', 1],
+      ['pending', 0],
+    ],
+  )
+})
+
+test('a cancel that arrives while the store starts an item aborts its attempt', async (t) => {
+  const started = Promise.withResolvers<void>()
+  const cancelled = Promise.withResolvers<void>()
+  const seen: boolean[] = []
+  const { queue, store } = await replica(
+    t,
+    { concurrency: 1, perHostConcurrency: 1 },
+    {
+      // The start is written, and its answer is on its way back while the client cancels.
+      wrapStore: (inner) =>
+        replacing(inner, 'start', async (jobId, index) => {
+          const attempt = await inner.start(jobId, index)
+          started.resolve()
+          await cancelled.promise
+          return attempt
+        }),
+      work: async (_item, signal) => {
+        seen.push(signal.aborted)
+        signal.throwIfAborted()
+        return { link: 'https://i.imgur.com/late.png', reused: false }
+      },
+    },
+  )
+  const job = await queue.submit(['https://a.example/1.png'], [])
+  await started.promise
+  assert.equal(await queue.cancel(job.id), 1)
+  cancelled.resolve()
+  await queue.onIdle()
+  assert.deepEqual(seen, [true], 'the attempt sees its cancel at once')
+  assert.equal((await store.get(job.id))?.items[0]?.reason?.code, 'cancelled')
+})
