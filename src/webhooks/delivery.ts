@@ -1,17 +1,15 @@
 /**
- * Sends each complete job's `job.completed` message to its webhook URL: signed, retried on a
- * schedule, through connections guarded exactly as downloads are (same lookup, same address
- * rules). Delivery facts: /work/shared/notes/integrations.md, "Standard Webhooks".
+ * Sends each complete job's `job.completed` message to its webhook URL (each attempt: attempt.ts),
+ * retried on a schedule. What waits for a retry is the message, never the job, and at most
+ * `maxWaiting` of them. Delivery facts: /work/shared/notes/integrations.md, "Standard Webhooks".
  */
 import type { Logger } from 'pino'
-import { type Agent, request } from 'undici'
-import { checkHost, checkUrl, isBlockedAddress, originOf } from '../download/address.ts'
-import { type AddressPolicy, createAgent, osLookup, type Resolve } from '../download/connect.ts'
-import { isServiceError } from '../errors.ts'
+import { isBlockedAddress, originOf } from '../download/address.ts'
+import { createAgent, osLookup, type Resolve } from '../download/connect.ts'
 import type { JobStore, JobView } from '../jobs/contract.ts'
-import { formatDuration } from '../units.ts'
-import { completedMessage, messageId, signature, signingKey } from './message.ts'
-import { describe, judge, nextDelay, type Outcome } from './outcome.ts'
+import { attempt, type Message, type Sender } from './attempt.ts'
+import { completedMessage, messageId, signingKey } from './message.ts'
+import { nextDelay, type Outcome } from './outcome.ts'
 
 export type WebhookOptions = {
   /** `whsec_<base64>`: the key of every signature. */
@@ -22,6 +20,8 @@ export type WebhookOptions = {
   timeoutMs?: number
   /** Attempts running at once; others wait their turn. */
   concurrency?: number
+  /** Deliveries waiting (for a free slot or a retry) at most; past it the oldest is given up. */
+  maxWaiting?: number
   allowPrivateNetworks: boolean
   userAgent: string
   /** The service's own URLs (PUBLIC_URL): never called back. */
@@ -33,22 +33,32 @@ export type WebhookOptions = {
   now?: () => number
 }
 
-type Delivery = {
-  readonly job: JobView
-  readonly id: string
+/**
+ * What a delivery keeps between attempts: its message, built once, and its job's id; never the
+ * job, which the store forgets on its own schedule (retention) while retries may wait for hours.
+ */
+type Delivery = Message & {
+  readonly jobId: string
   /** Attempts made so far (a fleet's view of the job is a snapshot: the count is kept here). */
   attempts: number
-  readonly body: string
-  readonly log: Logger
+  /** True from its scheduling until its attempt starts: waiting for its time, then for a slot. */
+  waiting: boolean
   timer: NodeJS.Timeout | undefined
 }
 
-const DISCARD_LIMIT = 64 * 1024
+/**
+ * Deliveries waiting at most, by default: as many as the finished jobs the store keeps by default
+ * (JOB_RETENTION_COUNT); past that, a message mostly names a job the store has already forgotten.
+ * Measured on Node 24, a waiting delivery holds about 1 kB, 3 kB with a 2,048-character URL: at
+ * most about 30 MB in all, whatever the size of the jobs.
+ */
+export const MAX_WAITING = 10_000
 
 function checkOptions(o: WebhookOptions): void {
   for (const [name, value] of [
     ['timeoutMs', o.timeoutMs],
     ['concurrency', o.concurrency],
+    ['maxWaiting', o.maxWaiting],
   ] as const) {
     if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
       throw new TypeError(`Expected \`${name}\` to be an integer >= 1, got \`${value}\``)
@@ -66,19 +76,17 @@ function checkOptions(o: WebhookOptions): void {
 
 export class Webhooks {
   readonly #options: WebhookOptions
-  readonly #key: Buffer
   readonly #store: JobStore
   readonly #log: Logger
-  readonly #policy: AddressPolicy
-  readonly #agent: Agent
-  readonly #ownOrigins: Set<string>
-  readonly #timeoutMs: number
+  readonly #sender: Sender
   readonly #concurrency: number
-  readonly #now: () => number
-  /** Deliveries neither delivered nor failed: waiting, queued or running. */
+  readonly #maxWaiting: number
+  /** Deliveries neither delivered nor failed (waiting or running), oldest first. */
   readonly #pending = new Set<Delivery>()
-  /** Due, waiting for a free slot. */
-  readonly #ready: Delivery[] = []
+  /** Due, waiting for a free slot, in the order they fell due. */
+  readonly #ready = new Set<Delivery>()
+  /** Deliveries whose `waiting` is true: at most `#maxWaiting`. */
+  #waiting = 0
   readonly #running = new Set<Promise<void>>()
   readonly #stop = new AbortController()
   #idle: Array<() => void> = []
@@ -88,18 +96,25 @@ export class Webhooks {
   constructor(options: WebhookOptions, { store, log }: { store: JobStore; log: Logger }) {
     checkOptions(options)
     this.#options = options
-    this.#key = signingKey(options.secret)
     this.#store = store
     this.#log = log
-    this.#timeoutMs = options.timeoutMs ?? 15_000
     this.#concurrency = options.concurrency ?? 16
-    this.#now = options.now ?? Date.now
-    this.#policy = {
+    this.#maxWaiting = options.maxWaiting ?? MAX_WAITING
+    const timeoutMs = options.timeoutMs ?? 15_000
+    const policy = {
       allowPrivate: options.allowPrivateNetworks,
       isBlocked: options.isBlocked ?? isBlockedAddress,
     }
-    this.#agent = createAgent(options.lookup ?? osLookup, this.#policy, this.#timeoutMs)
-    this.#ownOrigins = new Set(options.ownUrls?.map((own) => originOf(new URL(own))))
+    this.#sender = {
+      agent: createAgent(options.lookup ?? osLookup, policy, timeoutMs),
+      policy,
+      ownOrigins: new Set(options.ownUrls?.map((own) => originOf(new URL(own)))),
+      key: signingKey(options.secret),
+      userAgent: options.userAgent,
+      timeoutMs,
+      now: options.now ?? Date.now,
+      stop: this.#stop.signal,
+    }
     store.on('complete', this.#onComplete)
   }
 
@@ -128,21 +143,23 @@ export class Webhooks {
     }
     for (const delivery of this.#pending) clearTimeout(delivery.timer)
     this.#pending.clear()
-    this.#ready.length = 0
+    this.#ready.clear()
+    this.#waiting = 0
     this.#wake()
     await Promise.allSettled(this.#running)
-    await this.#agent.destroy()
+    await this.#sender.agent.destroy()
   }
 
+  /** Takes from the job what every attempt needs, and nothing else: the job itself is not kept. */
   #enqueue(job: JobView): void {
     if (job.webhook?.state !== 'pending' || this.#stop.signal.aborted) return
-    const id = messageId()
     const delivery: Delivery = {
-      job,
-      id,
-      attempts: job.webhook.attempts,
+      jobId: job.id,
+      id: messageId(),
+      url: job.webhook.url,
       body: completedMessage(job),
-      log: this.#log.child({ jobId: job.id, webhookId: id }),
+      attempts: job.webhook.attempts,
+      waiting: false,
       timer: undefined,
     }
     this.#pending.add(delivery)
@@ -151,79 +168,75 @@ export class Webhooks {
   }
 
   #wait(delivery: Delivery, ms: number): void {
+    // Closed while its attempt was being recorded: nothing waits any more.
+    if (this.#stop.signal.aborted) return
+    if (this.#waiting >= this.#maxWaiting) this.#giveUpOldest()
+    delivery.waiting = true
+    this.#waiting += 1
     delivery.timer = setTimeout(() => {
       delivery.timer = undefined
       if (this.#running.size < this.#concurrency) this.#run(delivery)
-      else this.#ready.push(delivery)
+      else this.#ready.add(delivery)
     }, ms)
     delivery.timer.unref()
   }
 
+  /**
+   * Gives up the delivery waiting longest since its job completed (the running ones, at most
+   * `concurrency`, are skipped): its webhook ends `failed` with the reason, never left pending.
+   */
+  #giveUpOldest(): void {
+    for (const delivery of this.#pending) {
+      if (!delivery.waiting) continue
+      clearTimeout(delivery.timer)
+      this.#ready.delete(delivery)
+      this.#pending.delete(delivery)
+      this.#waiting -= 1
+      const { jobId, id, attempts } = delivery
+      const log = this.#logOf(delivery)
+      const lastError = `given up after ${attempts} attempt${attempts === 1 ? '' : 's'}: more than ${this.#maxWaiting} webhook deliveries were waiting`
+      log.warn({ attempts, maxWaiting: this.#maxWaiting }, 'webhook given up: too many deliveries waiting')
+      this.#store
+        .webhookChanged(jobId, { state: 'failed', attempts, lastError })
+        .catch((error: unknown) =>
+          log.warn({ err: error, webhookId: id }, 'webhook state could not be recorded'),
+        )
+      return
+    }
+  }
+
   #run(delivery: Delivery): void {
-    const running = this.#attempt(delivery)
+    delivery.waiting = false
+    this.#waiting -= 1
+    const running = attempt(this.#sender, delivery)
       .then((outcome) => this.#record(delivery, outcome))
-      .catch((error: unknown) => delivery.log.error({ err: error }, 'webhook delivery crashed'))
+      .catch((error: unknown) => this.#logOf(delivery).error({ err: error }, 'webhook delivery crashed'))
       .finally(() => {
         this.#running.delete(running)
-        const next = this.#ready.shift()
-        if (next) this.#run(next)
+        const [next] = this.#ready
+        if (next) {
+          this.#ready.delete(next)
+          this.#run(next)
+        }
       })
     this.#running.add(running)
   }
 
-  async #attempt({ job, id, body }: Delivery): Promise<Outcome> {
-    const url = URL.parse(job.webhook?.url ?? '')
-    if (url === null) return { ok: false, final: true, error: 'webhookUrl is not a valid URL' }
-    try {
-      checkUrl(url, 'download_bad_url')
-      if (this.#ownOrigins.has(originOf(url))) {
-        return { ok: false, final: true, error: 'blocked: the URL points at this service itself' }
-      }
-      checkHost(url, this.#policy.allowPrivate, this.#policy.isBlocked)
-    } catch (error) {
-      return { ok: false, final: true, error: describe(error, this.#timeoutMs) }
-    }
-    const timestamp = Math.floor(this.#now() / 1000)
-    const deadline = new AbortController()
-    const timer = setTimeout(() => deadline.abort(), this.#timeoutMs)
-    timer.unref()
-    try {
-      const response = await request(url, {
-        dispatcher: this.#agent,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': this.#options.userAgent,
-          'webhook-id': id,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signature(this.#key, id, timestamp, body),
-        },
-        body,
-        signal: AbortSignal.any([deadline.signal, this.#stop.signal]),
-      })
-      // Read (within the deadline) so the connection can be reused; what it says does not matter.
-      await response.body.dump({ limit: DISCARD_LIMIT }).catch(() => {})
-      return judge(response.statusCode, response.headers)
-    } catch (error) {
-      const timedOut = deadline.signal.aborted && !this.#stop.signal.aborted
-      if (timedOut)
-        return { ok: false, final: false, error: `no answer within ${formatDuration(this.#timeoutMs)}` }
-      const blocked = isServiceError(error) && error.code === 'download_blocked'
-      return { ok: false, final: blocked, error: describe(error, this.#timeoutMs) }
-    } finally {
-      clearTimeout(timer)
-    }
+  /** Made when there is something to say, so that a waiting delivery holds no logger. */
+  #logOf({ jobId, id }: Delivery): Logger {
+    return this.#log.child({ jobId, webhookId: id })
   }
 
   async #record(delivery: Delivery, outcome: Outcome): Promise<void> {
-    const { job, log } = delivery
-    if (this.#stop.signal.aborted || job.webhook === undefined) return
+    if (this.#stop.signal.aborted) return
+    const log = this.#logOf(delivery)
     delivery.attempts += 1
     const { attempts } = delivery
-    // What the status shows of the delivery; a store that cannot record it does not stop it.
+    // What the status shows of the delivery; a store that cannot record it (one that has forgotten
+    // the job, or a fleet's Redis out of reach) does not stop it.
     const changed = (update: Parameters<JobStore['webhookChanged']>[1]) =>
       this.#store
-        .webhookChanged(job.id, update)
+        .webhookChanged(delivery.jobId, update)
         .catch((error: unknown) => log.warn({ err: error }, 'webhook state could not be recorded'))
     if (outcome.ok) {
       await changed({ state: 'delivered', attempts, lastError: undefined })
