@@ -74,6 +74,15 @@ const REFUSED_CHECKS = 1_000
 const MAX_STALLS = 1_000
 /** How long an item whose store call failed waits before it runs again (Redis reconnects within 2 s). */
 const HAND_BACK_MS = 1_000
+/**
+ * A submission records its job as unqueued until BullMQ holds every item: one still recorded after
+ * UNQUEUED_MS (a submission takes seconds at most: each command times out after 5 s) lost its
+ * replica, or Redis, between the store and the queue. Every replica looks every SWEEP_MS.
+ */
+const UNQUEUED_MS = 30_000
+const SWEEP_MS = 10_000
+/** Unqueued jobs one sweep settles at most; the rest wait for the next. */
+const SWEEP_BATCH = 100
 
 const CANCELLED: Reason = {
   code: 'cancelled',
@@ -104,6 +113,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   /** Bumped when a submission sets `#full`: a refresh read before then would undo it. */
   #fullSet = 0
   #refresh: NodeJS.Timeout | undefined
+  #sweeping: NodeJS.Timeout | undefined
 
   constructor(options: FleetQueueOptions, deps: FleetQueueDeps) {
     super()
@@ -142,10 +152,19 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     this.#cancels.on('message', (_channel: string, jobId: string) => this.#abortJob(jobId))
     this.#refresh = setInterval(() => this.#checkFull(), 1_000)
     this.#refresh.unref()
+    this.#sweeping = setInterval(() => {
+      this.sweep().catch((error: unknown) => deps.log.warn({ err: error }, 'sweep of unqueued jobs failed'))
+    }, SWEEP_MS)
+    this.#sweeping.unref()
   }
 
   get #channel(): string {
     return `${this.#options.prefix}:cancel`
+  }
+
+  /** Jobs stored whose items BullMQ may not hold yet, by the time their submission began. */
+  get #unqueued(): string {
+    return `${this.#options.prefix}:unqueued`
   }
 
   get active(): number {
@@ -177,6 +196,10 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       now: this.#now(),
       where: 'the fleet',
     })
+    // Recorded first: whatever stops this submission halfway, a sweep finds the job (see sweep()).
+    await this.#deps.redis.zadd(this.#unqueued, this.#now(), job.id).catch((error: unknown) => {
+      throw unavailable(error)
+    })
     await store.add(job)
     // Known at once here, so /ready and `accepting` need not wait for the next refresh.
     this.#full =
@@ -202,12 +225,70 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         })),
       )
     } catch (error) {
-      // Never a job with nothing queued for it: its items fail (the client gets the 503, not its id).
-      await store.cancel(job.id, UNQUEUED).catch(() => {})
+      // Never a job with nothing queued for it: its items fail (the client gets the 503, not its
+      // id). Should Redis fail this too, the sweep does it later.
       log.error({ err: error, jobId: job.id }, 'job could not be queued')
+      await this.#failUnqueued(job.id).catch(() => {})
       throw unavailable(error)
     }
+    // Queued: its record goes. Should Redis fail this, the sweep finds BullMQ holding every item
+    // still pending and leaves the job alone.
+    await this.#deps.redis.zrem(this.#unqueued, job.id).catch(() => {})
     return job
+  }
+
+  /**
+   * Settles the jobs whose submission stopped between the store and the queue (a replica that
+   * died, or Redis failing it halfway; run every SWEEP_MS): a job whose pending items BullMQ all
+   * holds was queued and is left alone; any other has its pending items failed with
+   * `store_unavailable`, as the submission that answered 503 would have. Resolves with the jobs it
+   * failed.
+   */
+  async sweep(): Promise<string[]> {
+    if (this.#closed) return []
+    const { redis, store } = this.#deps
+    const stale = await redis.zrangebyscore(
+      this.#unqueued,
+      '-inf',
+      this.#now() - UNQUEUED_MS,
+      'LIMIT',
+      0,
+      SWEEP_BATCH,
+    )
+    const pendingOf = async (jobId: string) =>
+      (await store.get(jobId))?.items.flatMap((item, index) => (item.state === 'pending' ? [index] : [])) ??
+      []
+    const failed: string[] = []
+    for (const jobId of stale) {
+      const pending = await pendingOf(jobId)
+      const held = await Promise.all(
+        pending.map((index) => redis.exists(this.#queue.toKey(`${jobId}.${index}`))),
+      )
+      const missing = pending.filter((_, at) => held[at] === 0)
+      // An item's settlement is written before BullMQ lets it go: one BullMQ does not hold that is
+      // still pending after that look was never queued (the others had just finished).
+      const still = missing.length === 0 ? new Set<number>() : new Set(await pendingOf(jobId))
+      if (missing.some((index) => still.has(index))) {
+        await this.#failUnqueued(jobId)
+        failed.push(jobId)
+      } else {
+        await redis.zrem(this.#unqueued, jobId)
+      }
+    }
+    return failed
+  }
+
+  /** Fails what is left of a job the queue does not hold (in full), then forgets its record. */
+  async #failUnqueued(jobId: string): Promise<void> {
+    const failed = await this.#deps.store.cancel(jobId, UNQUEUED)
+    await this.#deps.redis.zrem(this.#unqueued, jobId)
+    if (failed.length === 0) return
+    // Items BullMQ holds after all (a submission cut off halfway) leave it, and stop where they run.
+    await Promise.allSettled(failed.map((index) => this.#queue.remove(`${jobId}.${index}`)))
+    await this.#deps.redis.publish(this.#channel, jobId).catch(() => {})
+    this.#abortJob(jobId)
+    for (const index of failed) this.emit('settled', { jobId, index, outcome: 'failed', code: UNQUEUED.code })
+    this.#deps.log.warn({ jobId, items: failed.length }, 'job never queued in full: its items failed')
   }
 
   async cancel(jobId: string): Promise<number> {
@@ -240,6 +321,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   async close(graceMs: number): Promise<void> {
     this.#closed = true
     clearInterval(this.#refresh)
+    clearInterval(this.#sweeping)
     const worker = this.#worker
     if (worker !== undefined) {
       await worker.pause(true).catch(() => {})

@@ -9,6 +9,7 @@ import { FleetQueue } from '../../src/fleet/queue.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
 import type { JobStore } from '../../src/jobs/contract.ts'
+import { createJob } from '../../src/jobs/model.ts'
 import { queueContract } from '../contract/queue.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
 
@@ -360,4 +361,69 @@ test('a cancel that arrives while the store starts an item aborts its attempt', 
   await queue.onIdle()
   assert.deepEqual(seen, [true], 'the attempt sees its cancel at once')
   assert.equal((await store.get(job.id))?.items[0]?.reason?.code, 'cancelled')
+})
+
+test('a job stored but never queued (its replica died in between) has its items failed by the sweep', async (t) => {
+  const { queue, store, redis, prefix } = await replica(t, { concurrency: 1, perHostConcurrency: 1 }, {})
+  const unqueued = `${prefix}:unqueued`
+  // As a submission leaves it when it stops between the store and BullMQ: an old one, and one
+  // still within its time (its submission may be under way).
+  const lost = createJob(SAME_HOST, SAME_HOST)
+  const recent = createJob(SAME_HOST, SAME_HOST)
+  for (const job of [lost, recent]) await store.add(job)
+  await redis.zadd(unqueued, 0, lost.id, Date.now(), recent.id)
+  const settled: string[] = []
+  queue.on('settled', ({ jobId, code }) => settled.push(`${jobId === lost.id ? 'lost' : 'recent'} ${code}`))
+
+  assert.deepEqual(await queue.sweep(), [lost.id])
+  const failed = await store.get(lost.id)
+  assert.notEqual(failed?.finished, undefined, 'the job is finished')
+  assert.deepEqual(
+    failed?.items.map((item) => [item.state, item.reason?.code]),
+    SAME_HOST.map(() => ['failed', 'store_unavailable']),
+  )
+  assert.deepEqual(
+    settled,
+    SAME_HOST.map(() => 'lost store_unavailable'),
+  )
+  assert.equal(await redis.zscore(unqueued, lost.id), null, 'its record is gone')
+  assert.deepEqual(
+    (await store.get(recent.id))?.items.map((item) => item.state),
+    SAME_HOST.map(() => 'pending'),
+    'a recent one is left to its submission',
+  )
+  assert.notEqual(await redis.zscore(unqueued, recent.id), null)
+})
+
+test('a queued job whose record was left behind is left alone by the sweep', async (t) => {
+  const gate = Promise.withResolvers<void>()
+  let calls = 0
+  const { queue, store, redis, prefix } = await replica(
+    t,
+    { concurrency: 1, perHostConcurrency: 1 },
+    {
+      work: async (_item, signal) => {
+        calls += 1
+        signal.throwIfAborted()
+        await Promise.race([
+          gate.promise,
+          new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        ])
+        return { link: `https://i.imgur.com/${calls}.png`, reused: false }
+      },
+    },
+  )
+  const job = await queue.submit(SAME_HOST, [])
+  assert.equal(await redis.zscore(`${prefix}:unqueued`, job.id), null, 'a queued job keeps no record')
+  // One item running, two waiting in BullMQ; the record back, as if its removal had been lost.
+  await until(() => calls === 1, 'the first item running')
+  await redis.zadd(`${prefix}:unqueued`, 0, job.id)
+  assert.deepEqual(await queue.sweep(), [])
+  assert.equal(await redis.zscore(`${prefix}:unqueued`, job.id), null)
+  gate.resolve()
+  await queue.onIdle()
+  assert.deepEqual(
+    (await store.get(job.id))?.items.map((item) => item.state),
+    SAME_HOST.map(() => 'complete'),
+  )
 })
