@@ -10,6 +10,8 @@
  *   owner:<owner>:links, owner:<owner>:linkset   the same for one API key's jobs
  *   epoch             names the list of links (cursors)
  *   changed           pub/sub channel: "<id> <version>" after each change of a job
+ *   owed              sorted set: jobs whose album is owed (every item settled), by when it was
+ *                     owed or last taken up
  * No image bytes, ever. A complete job's two keys expire after the retention age; pending jobs
  * never expire.
  */
@@ -22,5 +24,6 @@ export function keys(prefix: string) {
     links: (owner?: string) => (owner === undefined ? `${prefix}:links` : `${prefix}:owner:${owner}:links`),
     epoch: `${prefix}:epoch`,
     changed: `${prefix}:changed`,
+    owed: `${prefix}:owed`,
   }
 }

@@ -70,9 +70,12 @@ local function snapshot()
 end
 
 -- What the caller emits: 1 nothing, 2 itemsSettled (album pending), 3 complete; with the job.
+-- An album owed is recorded (by the time it became owed) until it settles, so that one whose
+-- replica stopped before making it is taken up by another (reclaim).
 local function settled(pending, after)
   if pending > 0 then return { 1 } end
   if after == 'complete' then return { 3, snapshot() } end
+  redis.call('ZADD', prefix .. ':owed', nowArg, id)
   return { 2, snapshot() }
 end
 
@@ -195,9 +198,20 @@ if redis.call('HGET', jobKey, 'pending') ~= '0' then return { -2 } end
 local before = status()
 for key, value in pairs(cjson.decode(ARGV[6])) do album[key] = value end
 redis.call('HSET', jobKey, 'album', cjson.encode(album))
+redis.call('ZREM', prefix .. ':owed', id)
 bump(1)
 moved(before)
 return { 3, snapshot() }`,
+
+  /**
+   * No job (the id is empty). ARGV 6: lease (ms); 7: at most this many. The jobs whose album has
+   * been owed for longer than the lease, each taken for another lease by the caller.
+   */
+  reclaim: `
+local owedKey = prefix .. ':owed'
+local due = redis.call('ZRANGEBYSCORE', owedKey, '-inf', now - tonumber(ARGV[6]), 'LIMIT', 0, tonumber(ARGV[7]))
+for _, owed in ipairs(due) do redis.call('ZADD', owedKey, nowArg, owed) end
+return due`,
 
   /** ARGV 6: the webhook fields to set (JSON). { -1 } when the job has no webhook. */
   webhookChanged: `

@@ -42,8 +42,19 @@ export type RedisStoreOptions = {
   retentionCount: number
   /** Finished jobs older than this are forgotten (their keys expire). */
   retentionMs: number
+  /**
+   * How long an album may take to be made before another replica takes it up (its replica may
+   * have stopped): longer than the longest album, budget waits included (ALBUM_LEASE_MS).
+   */
+  albumLeaseMs?: number
   now?: () => number
 }
+
+/** A job's album owed for longer than this is made again by a replica that finds it (see reclaim). */
+const ALBUM_LEASE_MS = 30 * 60_000
+/** How often each replica looks for albums owed too long; and how many it takes at a time. */
+const RECLAIM_EVERY_MS = 60_000
+const RECLAIM_BATCH = 10
 
 /** What a transition script answers: what to emit (1 nothing, 2 itemsSettled, 3 complete) and the job then. */
 type Snapshot = [string[], string[]]
@@ -59,6 +70,7 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
   readonly #changes = new Changes((id) => this.get(id))
   readonly #reconnected = () => void this.#claimEpoch().catch(() => {})
   #epoch = ''
+  #reclaiming: NodeJS.Timeout | undefined
 
   private constructor(redis: Redis, subscriber: Redis, options: RedisStoreOptions) {
     super()
@@ -101,7 +113,34 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
     // Resubscribed after a reconnection: what changed meanwhile is read again.
     subscriber.on('ready', () => store.#changes.missed())
     redis.on('ready', store.#reconnected)
+    store.#reclaiming = setInterval(() => void store.reclaim().catch(() => {}), RECLAIM_EVERY_MS)
+    store.#reclaiming.unref()
     return store
+  }
+
+  /**
+   * Emits `itemsSettled` again for the jobs whose album has been owed for longer than the lease:
+   * the replica that settled their last item stopped (or lost the script's answer) before making
+   * it. Only where something makes albums (a listener of `itemsSettled`). Resolves with those jobs.
+   */
+  async reclaim(): Promise<JobView[]> {
+    if (this.listenerCount('itemsSettled') === 0) return []
+    const due = (await this.#script('reclaim', '', [
+      this.#options.albumLeaseMs ?? ALBUM_LEASE_MS,
+      RECLAIM_BATCH,
+    ])) as string[]
+    const taken: JobView[] = []
+    for (const id of due) {
+      const job = await this.get(id)
+      if (job?.album?.state !== 'pending' || job.items.some((item) => item.state === 'pending')) {
+        // Settled meanwhile, or gone: nothing is owed.
+        await this.#call(() => this.#redis.zrem(this.#keys.owed, id))
+        continue
+      }
+      taken.push(job)
+      this.emit('itemsSettled', job)
+    }
+    return taken
   }
 
   /** Names the list of links; shared by every replica, new when Redis lost the list (a restart without persistence). */
@@ -183,6 +222,7 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#reclaiming)
     this.#changes.clear()
     this.#redis.off('ready', this.#reconnected)
     await this.#subscriber.quit().catch(() => this.#subscriber.disconnect())

@@ -21,9 +21,14 @@ async function replica(
   url: string,
   prefix: string,
   retention = { retentionCount: 100, retentionMs: 60_000 },
+  albumLeaseMs?: number,
 ) {
   const redis = connectRedis(url)
-  const store = await RedisJobStore.open(redis, { prefix, ...retention })
+  const store = await RedisJobStore.open(redis, {
+    prefix,
+    ...retention,
+    ...(albumLeaseMs && { albumLeaseMs }),
+  })
   return {
     store,
     redis,
@@ -272,4 +277,49 @@ test('counts leave out finished jobs past the retention age that no later finish
   assert.deepEqual({ pendingItems, jobs }, { pendingItems: 1, jobs: 2 })
   clock.now += 1
   assert.deepEqual(await store.counts(), { pending: 1, 'in-progress': 0, complete: 0 })
+})
+
+test('an album owed by a replica that stopped before making it is taken up by another after the lease', async (t) => {
+  const prefix = `t-${randomUUID()}`
+  // Replica a settles the last item, then dies: nothing of its own listens (no album is made).
+  const a = await replica(server.url, prefix)
+  const b = await replica(server.url, prefix, undefined, 100)
+  t.after(() => Promise.all([a.close(), b.close()]))
+  const added = job(1, { album: { title: 'owed' } })
+  await a.store.add(added)
+  await a.store.start(added.id, 0)
+  await a.store.complete(added.id, 0, { link: 'https://i.imgur.com/a.png', reused: false })
+  const taken: string[] = []
+  b.store.on('itemsSettled', (view) => taken.push(view.id))
+
+  assert.deepEqual(await b.store.reclaim(), [], 'within the lease, its replica may still be making it')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  const [view] = await b.store.reclaim()
+  assert.equal(view?.id, added.id)
+  assert.equal(view?.album?.state, 'pending')
+  assert.deepEqual(taken, [added.id], 'emitted where albums are made')
+  assert.deepEqual(await b.store.reclaim(), [], 'taken for a lease of its own')
+
+  // Made at last: nothing is owed any more, however long one waits.
+  await b.store.settleAlbum(added.id, { link: 'https://imgur.com/a/x', id: 'x' })
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  assert.deepEqual(await b.store.reclaim(), [])
+  assert.equal((await b.store.get(added.id))?.album?.state, 'complete')
+  assert.deepEqual(taken, [added.id])
+})
+
+test('a store where nothing makes albums takes none up', async (t) => {
+  const prefix = `t-${randomUUID()}`
+  const a = await replica(server.url, prefix, undefined, 1)
+  t.after(() => a.close())
+  const added = job(1, { album: { title: 'api only' } })
+  await a.store.add(added)
+  await a.store.fail(added.id, 0, { code: 'download_failed', message: 'gone' })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.deepEqual(await a.store.reclaim(), [])
+  a.store.on('itemsSettled', () => {})
+  assert.deepEqual(
+    (await a.store.reclaim()).map((view) => view.id),
+    [added.id],
+  )
 })
