@@ -69,6 +69,28 @@ test('a video over MAX_VIDEO_BYTES fails at cap+1, declared or streamed, and not
   assert.equal(sandbox.requests.filter((request) => request.status === 200).length, 1)
 })
 
+test('with MAX_DOWNLOAD_BYTES above MAX_VIDEO_BYTES, a video declaring more than its cap never starts an upload', async (t) => {
+  const { origin, sandbox, run } = await startService(t, {
+    env: {
+      MAX_IMAGE_BYTES: '10000',
+      MAX_DOWNLOAD_BYTES: '1000000',
+      MAX_VIDEO_BYTES: '300000',
+      VIDEO_TIMEOUT_MS: '10000',
+      RETRY_MAX_ATTEMPTS: '1',
+    },
+  })
+  // The origin sends 100 KB of it and holds the connection: a video streamed to Imgur would
+  // wait there until VIDEO_TIMEOUT_MS and fail as download_timeout.
+  const body = await run([`${origin.url}/video/300000.mp4`, `${origin.url}/video/600000.mp4?stall=100000`])
+  const [exact, declared] = body.items
+  assert.equal(exact?.state, 'complete')
+  assert.deepEqual(declared?.reason, {
+    code: 'download_too_large',
+    message: 'video is larger than the 293 KiB limit',
+  })
+  assert.equal(sandbox.requests.length, 1, 'only the video within its cap reached Imgur')
+})
+
 test('an origin dropping the connection mid-video fails the item; the half-sent upload is not counted', async (t) => {
   const { origin, sandbox, run } = await startService(t, { env: { RETRY_MAX_ATTEMPTS: '1' } })
   const body = await run([

@@ -7,7 +7,7 @@ import { collectCapped, decodedChunks, decoderFor, headBytes, readHead, tooLarge
 import { type AddressPolicy, createAgent, osLookup, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
 import { classify, sniffVideo } from './sniff.ts'
-import { createDeadline, type VideoStream, videoStream } from './video.ts'
+import { createDeadline, type VideoStream, videoStream, videoTooLarge } from './video.ts'
 
 export type DownloadOptions = {
   /** Cap on decoded bytes of a buffered file, counted while streaming; cap+1 fails, nothing is ever truncated. */
@@ -168,6 +168,11 @@ export function createDownloader(options: DownloadOptions): Downloader {
     })
     const video = await sniffVideo(headBytes(head))
     if (video && maxVideoBytes > 0) {
+      // Refused before its upload begins, when MAX_DOWNLOAD_BYTES let its declared length through.
+      if (declared > maxVideoBytes) {
+        await chunks.return(undefined)
+        throw videoTooLarge(maxVideoBytes)
+      }
       deadline.extend(options.videoTimeoutMs ?? options.timeoutMs)
       const stream = videoStream(head, chunks, body, maxVideoBytes, fail, () => deadline.clear())
       return { kind: 'video' as const, url: url.href, type: video, length, stream }

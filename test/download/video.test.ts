@@ -65,6 +65,17 @@ describe('video limits', () => {
       code: 'download_too_large',
       message: 'file is larger than the limits (64 KiB for images, 293 KiB for videos)',
     }))
+  test('a declared length over the video cap but under the image one fails before the body is read', async () => {
+    const path = '/video/600000.mp4'
+    const cutOff = fixture.origin.waitForClose(path)
+    // The origin stops after 100 KB and holds the connection: reading on would end in
+    // download_timeout, and streaming would hand back a video instead of refusing it.
+    await assert.rejects(
+      downloader({ maxBytes: 1_000_000 }).open(`${fixture.origin.url}${path}?stall=100000`),
+      { code: 'download_too_large', message: 'video is larger than the 293 KiB limit' },
+    )
+    await cutOff
+  })
   test('an origin reset mid-video is a truncation', async () => {
     const opened = await downloader().open(`${fixture.origin.url}/video/200000.mp4?reset=100000`)
     await assert.rejects(drain(opened), { code: 'download_truncated', retryable: true })
