@@ -6,6 +6,11 @@ export type Config = Readonly<{
   port: number
   host: string
   logLevel: string
+  /**
+   * How long the API waits on a client: for one request to arrive whole (headers and body), and
+   * on a connection where nothing moves either way. Status streams keep their own rules.
+   */
+  requestTimeoutMs: number
   /** `sandbox` when neither IMGUR_CLIENT_ID nor IMGUR_API_URL is set: the built-in emulator is started. */
   imgurMode: 'live' | 'sandbox'
   imgurApiUrl: string
@@ -219,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     host: read('HOST') ?? '0.0.0.0',
     logLevel,
+    // Not below 100 ms: requests are checked against it every min(it, 1 s) (http/app.ts).
+    requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
     imgurMode,
     imgurApiUrl: httpUrl('IMGUR_API_URL', 'https://api.imgur.com'),
     imgurClientId,

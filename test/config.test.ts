@@ -147,6 +147,18 @@ test('API_KEYS are parsed into names and lower-case hashes; bad entries are name
   )
 })
 
+test('REQUEST_TIMEOUT_MS: 30 s by default, from 100 ms to an hour', () => {
+  assert.equal(loadConfig({}).requestTimeoutMs, 30_000)
+  assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: '100' }).requestTimeoutMs, 100)
+  assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: '3600000' }).requestTimeoutMs, 3_600_000)
+  for (const bad of ['0', '99', '3600001', '30s']) {
+    assert.throws(() => loadConfig({ REQUEST_TIMEOUT_MS: bad }), {
+      name: 'ConfigError',
+      problems: [`Expected \`REQUEST_TIMEOUT_MS\` to be an integer from 100 to 3600000, got \`${bad}\``],
+    })
+  }
+})
+
 test('ITEM_TIMEOUT_MS follows the stage deadlines unless set', () => {
   assert.equal(
     loadConfig({ FETCH_TIMEOUT_MS: '1000', UPLOAD_TIMEOUT_MS: '2000', CONVERT_TIMEOUT_MS: '3000' })

@@ -1,12 +1,15 @@
 /** buildApp(deps): the Fastify instance with its routes and error handling. It never listens. */
 import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import type { Logger } from 'pino'
 import type { Budgets } from '../budgets.ts'
 import type { Config } from '../config.ts'
-import { isServiceError } from '../errors.ts'
+import { ERRORS, isServiceError } from '../errors.ts'
 import type { JobQueue, JobStore } from '../jobs/contract.ts'
+import { formatDuration } from '../units.ts'
 import { clientOf, registerAccess } from './access.ts'
 import { IdempotencyKeys, type IdempotencyStore } from './idempotency.ts'
 import { registerOpenApi } from './openapi.ts'
@@ -56,10 +59,66 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'Content-Length does not match the body'],
 }
 
+/**
+ * What a client whose request never reached Fastify is answered (Node's parser refused it, or it
+ * did not arrive in time), in our error format rather than Fastify's; the connection then closes.
+ */
+function clientError(timeoutMs: number, log: Logger) {
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    // A reset connection has nobody to answer.
+    if (error.code === 'ECONNRESET' || socket.destroyed) return
+    const [status, code, message] =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [
+            ERRORS.request_timeout.status,
+            'request_timeout',
+            `the request did not arrive whole within ${formatDuration(timeoutMs)}`,
+          ]
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? [
+              ERRORS.headers_too_large.status,
+              'headers_too_large',
+              'the request headers are larger than 16 KiB',
+            ]
+          : [400, 'bad_request', 'the request is not valid HTTP']
+    // Slow or oversized requests are worth a line; malformed ones, the noise any open port
+    // receives, only at debug level.
+    if (status === 400) log.debug({ err: error }, 'malformed request refused')
+    else log.info({ code }, 'request refused before it reached a route')
+    const body = JSON.stringify({ error: code, message })
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      )
+    }
+    socket.destroy(error)
+  }
+}
+
 export function buildApp({ config, store, queue, budgets, log, now, idempotency }: AppDeps) {
+  const timeout = config.requestTimeoutMs
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
+    // A request must arrive whole, headers and body, within this (else 408 and the connection
+    // closes): a client dribbling its body a byte at a time holds its partial body no longer.
+    requestTimeout: timeout,
+    clientErrorHandler: clientError(timeout, log),
+    // A connection on which nothing moves either way is closed after as long (Node's socket
+    // timeout: every read or write restarts it, so a long answer read slowly is never cut).
+    // Status streams opt out: they have their own pings and idle rule (http/events.ts).
+    connectionTimeout: timeout,
+    http: {
+      // Node's default (60 s) above requestTimeout would make it swap the two bounds and give a
+      // body 60 s (ConnectionsList::Expired in node_http_parser.cc).
+      headersTimeout: Math.min(timeout, 60_000),
+      // Node looks for late requests every 30 s by default: a 30 s bound could stretch to 60 s.
+      connectionsCheckingInterval: Math.min(timeout, 1000),
+    },
+    // Left as they are, on purpose: keepAliveTimeout (Fastify's 72 s) outlasts the 60 s idle
+    // timeout of common load balancers, which must be the side that closes an idle connection;
+    // maxConnections (none): past it Node drops new connections unanswered, health checks too.
+    // Each connection is bounded in time and body; how many there are is the proxy's to bound.
     // Past find-my-way's 100 characters a job id would get Fastify's own 414 page, not our JSON 404.
     routerOptions: { maxParamLength: 2048 },
     logController: new OneLinePerRequest(),

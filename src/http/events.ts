@@ -82,6 +82,12 @@ export function createEventStreams(store: JobStore, options: EventStreamOptions)
     admit(client)
     reply.hijack()
     const res = reply.raw
+    // Not closed by the connection's inactivity bound (REQUEST_TIMEOUT_MS): a stream is silent
+    // between changes but for a ping every 15 s, and its idle timer closes one whose client reads
+    // nothing. While the response has a 'timeout' listener, Node leaves the socket to it
+    // (https://nodejs.org/api/http.html#responsesettimeoutmsecs-callback); the connection's next
+    // request has the bound again.
+    res.on('timeout', () => {})
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
