@@ -71,7 +71,7 @@ function embeddedIPv4(b: Uint8Array): string[] {
 }
 
 /** Parses an address `isIP` already accepted as IPv6 into its 16 bytes. */
-function parseIPv6(ip: string): Uint8Array {
+export function parseIPv6(ip: string): Uint8Array {
   let text = ip
   const tail: number[] = []
   const dotted = text.match(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/)

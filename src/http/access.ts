@@ -7,6 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isIP } from 'node:net'
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -14,6 +15,7 @@ import type {
   FastifyTypeProvider,
   RawServerDefault,
 } from 'fastify'
+import { parseIPv6 } from '../download/address.ts'
 import { ServiceError } from '../errors.ts'
 
 declare module 'fastify' {
@@ -25,6 +27,27 @@ declare module 'fastify' {
 
 /** Who a request counts against: its key name, or its IP address when API keys are off. */
 export const clientOf = (request: FastifyRequest): string => request.owner ?? request.ip
+
+/**
+ * Who a request's limits count against (submission rate, daily quota, streams): its key, else its
+ * address as `addressClient` groups addresses.
+ */
+export const limitedAs = (request: FastifyRequest): string => request.owner ?? addressClient(request.ip)
+
+/**
+ * The client an address stands for: an IPv4 address itself (a dual-stack socket's ::ffff:a.b.c.d
+ * too); for IPv6, its /64, the block a single subscriber is given (RFC 6177), so that a client
+ * rotating through the addresses of its own /64 does not get fresh limits with each one.
+ */
+export function addressClient(ip: string): string {
+  if (isIP(ip) !== 6) return ip
+  const bytes = parseIPv6(ip.split('%')[0] as string)
+  const word = (at: number) => (((bytes[at] ?? 0) << 8) | (bytes[at + 1] ?? 0)).toString(16)
+  if (bytes.subarray(0, 10).every((byte) => byte === 0) && word(10) === 'ffff') {
+    return Array.from(bytes.subarray(12)).join('.')
+  }
+  return `${[0, 2, 4, 6].map(word).join(':')}::/64`
+}
 
 /** The label metrics carry for a request: its key name, never a key or an address. */
 export const keyLabel = (owner: string | undefined): string => owner ?? 'anonymous'

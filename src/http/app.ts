@@ -10,7 +10,7 @@ import type { Config } from '../config.ts'
 import { ERRORS, isServiceError } from '../errors.ts'
 import type { JobQueue, JobStore } from '../jobs/contract.ts'
 import { formatDuration } from '../units.ts'
-import { clientOf, registerAccess } from './access.ts'
+import { limitedAs, registerAccess } from './access.ts'
 import { IdempotencyKeys, type IdempotencyStore } from './idempotency.ts'
 import { registerOpenApi } from './openapi.ts'
 import { operations } from './operations.ts'
@@ -195,7 +195,7 @@ export function buildApp({ config, store, queue, budgets, log, now, idempotency 
       idleTimeoutMs: config.streamIdleTimeoutMs,
       maxStreams: config.maxStreams,
       maxStreamsPerClient: config.maxStreamsPerClient,
-      clientOf,
+      clientOf: limitedAs,
     },
   })
   app.register(operations, { config, store, queue, quotas, budgets })

@@ -31,7 +31,7 @@ export type EventStreamOptions = {
   idleTimeoutMs: number
   /** Streams open at once, in all. */
   maxStreams: number
-  /** Streams open at once per client (see `clientOf`). */
+  /** Streams open at once per client (the app counts them as its limits do: `limitedAs`). */
   maxStreamsPerClient: number
   /** The client a request counts against; default: its IP address (`request.ip`). */
   clientOf?: (request: FastifyRequest) => string

@@ -43,6 +43,9 @@ export type QuotaEvents = {
   refused: [{ key: string; limit: LimitName }]
 }
 
+/** A submission counted against its client's limits: `commit` once its job is accepted, else `cancel`. */
+export type Admission = { commit(): Record<string, string>; cancel(): void }
+
 export class Quotas extends EventEmitter<QuotaEvents> {
   readonly #usage: LruMap<string, Usage>
   readonly #rate: number
@@ -71,10 +74,12 @@ export class Quotas extends EventEmitter<QuotaEvents> {
 
   /**
    * Checks a submission of `urls` URLs from `client` (owned by key `owner`, if any). Throws a 429
-   * when either limit refuses it; otherwise returns `commit`, to be called once the job was
-   * accepted, which counts it and returns the RateLimit headers for the answer.
+   * when either limit refuses it; otherwise counts it at once, so that the client's submissions
+   * running meanwhile see it (a fleet's submission waits on Redis), and returns `commit`, called
+   * once the job was accepted (it returns the RateLimit headers for the answer), and `cancel`,
+   * called when it was not (the count is taken back).
    */
-  admit(client: string, owner: string | undefined, urls: number): { commit: () => Record<string, string> } {
+  admit(client: string, owner: string | undefined, urls: number): Admission {
     const now = this.#now()
     const usage = this.#current(client, now)
     const [rate, quota] = this.#windows(usage, now)
@@ -98,13 +103,26 @@ export class Quotas extends EventEmitter<QuotaEvents> {
         { requested: urls },
       )
     }
+    const fresh = this.#usage.peek(client) === undefined
+    const { minute, day } = usage
+    usage.submissions += 1
+    usage.urls += urls
+    this.#remember(client, usage)
+    let open = true
     return {
       commit: () => {
-        usage.submissions += 1
-        usage.urls += urls
-        this.#remember(client, usage)
+        open = false
         this.emit('admitted', { key, urls })
         return headers(nearest(this.#windows(usage, now)), now)
+      },
+      cancel: () => {
+        if (!open) return
+        open = false
+        // Taken back from the windows it was counted in, if they have not passed since.
+        if (usage.minute === minute) usage.submissions -= 1
+        if (usage.day === day) usage.urls -= urls
+        // A client that never had a submission accepted is not remembered for a refused one.
+        if (fresh && usage.submissions === 0 && usage.urls === 0) this.#usage.delete(client)
       },
     }
   }
@@ -113,7 +131,7 @@ export class Quotas extends EventEmitter<QuotaEvents> {
   #current(client: string, now: number): Usage {
     const minute = Math.floor(now / MINUTE)
     const day = Math.floor(now / DAY)
-    // Only an accepted submission makes its client recent (`#remember`), not a look.
+    // Only a counted submission makes its client recent (`#remember`), not a look or a refusal.
     const usage = this.#usage.peek(client) ?? { minute, submissions: 0, day, urls: 0 }
     if (usage.minute !== minute) Object.assign(usage, { minute, submissions: 0 })
     if (usage.day !== day) Object.assign(usage, { day, urls: 0 })

@@ -5,7 +5,7 @@ import { ServiceError } from '../errors.ts'
 import type { JobQueue, JobStore, JobView } from '../jobs/contract.ts'
 import { parseSubmittedUrls } from '../urls.ts'
 import { checkWebhookUrl } from '../webhooks/submission.ts'
-import { clientOf } from './access.ts'
+import { clientOf, limitedAs } from './access.ts'
 import { createEventStreams, type EventStreamOptions } from './events.ts'
 import { type IdempotencyStore, idempotent } from './idempotency.ts'
 import { Pager } from './pages.ts'
@@ -91,13 +91,13 @@ export const routes: FastifyPluginAsyncTypebox<RoutesOptions> = async (
       }
       const { clientId, album, webhookUrl } = request.body
       checkWebhookUrl(webhookUrl, webhooks)
-      const admission = quotas.admit(clientOf(request), request.owner, parsed.urls.length)
-      const job = await queue.submit(parsed.urls, parsed.targets, {
-        clientId,
-        owner: request.owner,
-        album,
-        webhookUrl,
-      })
+      const admission = quotas.admit(limitedAs(request), request.owner, parsed.urls.length)
+      const job = await queue
+        .submit(parsed.urls, parsed.targets, { clientId, owner: request.owner, album, webhookUrl })
+        .catch((error: unknown) => {
+          admission.cancel()
+          throw error
+        })
       reply.headers(admission.commit())
       request.log.info({ jobId: job.id, urls: job.items.length }, 'job accepted')
       return reply.code(202).header('location', `/v1/images/upload/${job.id}`).send({ jobId: job.id })

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { type TestContext, test } from 'node:test'
 import { isServiceError } from '../../src/errors.ts'
+import { addressClient } from '../../src/http/access.ts'
 import { Quotas } from '../../src/http/quotas.ts'
 import { offline } from '../helpers/downloaders.ts'
 import { apiKeys } from '../helpers/keys.ts'
@@ -222,4 +223,47 @@ test('Quotas checks its options with exact messages', () => {
   assert.throws(() => new Quotas({ submitRateLimit: 1, dailyUrlQuota: 0, maxClients: 1.5 }), {
     message: 'Expected `maxClients` to be an integer >= 1, got `1.5`',
   })
+})
+
+test('a submission counts from its admission: those still on their way count, a failed one is taken back', () => {
+  const now = () => Date.parse('2026-11-27T10:00:00.000Z')
+  const quotas = new Quotas({ submitRateLimit: 2, dailyUrlQuota: 10, now })
+  const limited = (client: string, urls: number, code: string) =>
+    assert.throws(
+      () => quotas.admit(client, undefined, urls),
+      (error) => isServiceError(error) && error.code === code,
+    )
+  // Two submissions waiting on their queue (a fleet's Redis): a third is refused meanwhile.
+  const first = quotas.admit('a', undefined, 4)
+  const second = quotas.admit('a', undefined, 4)
+  limited('a', 1, 'submit_rate_limited')
+  // The second is not accepted (its queue refused it): its submission and URLs are given back.
+  second.cancel()
+  second.cancel()
+  assert.equal(first.commit()['ratelimit-remaining'], '1')
+  limited('a', 7, 'daily_quota_exceeded')
+  quotas.admit('a', undefined, 6).commit()
+  limited('a', 1, 'submit_rate_limited')
+  // A client whose only submission failed is not remembered.
+  quotas.admit('b', undefined, 1).cancel()
+  assert.equal(quotas.size, 1)
+})
+
+test('an IPv6 client is its /64: rotating addresses within it shares one limit; IPv4-mapped is IPv4', async (t) => {
+  assert.equal(addressClient('192.0.2.7'), '192.0.2.7')
+  assert.equal(addressClient('::ffff:192.0.2.7'), '192.0.2.7')
+  assert.equal(addressClient('2001:db8:1:2::1'), '2001:db8:1:2::/64')
+  assert.equal(addressClient('2001:0db8:0001:0002:ffff:0:0:9'), '2001:db8:1:2::/64')
+  assert.equal(addressClient('fe80::1%eth0'), 'fe80:0:0:0::/64')
+  assert.equal(addressClient('::1'), '0:0:0:0::/64')
+
+  const time = clock('2026-11-27T10:00:30.000Z')
+  const { post } = await limited(t, { SUBMIT_RATE_LIMIT: '2' }, time.now)
+  assert.equal((await post('2001:db8:1:2::1')).statusCode, 202)
+  assert.equal((await post('2001:db8:1:2:aaaa:bbbb:cccc:dddd')).statusCode, 202)
+  assert.equal((await post('2001:db8:1:2::99')).statusCode, 429, 'the same /64')
+  assert.equal((await post('2001:db8:1:3::1')).statusCode, 202, 'the next /64 is another client')
+  assert.equal((await post('192.0.2.7')).statusCode, 202)
+  assert.equal((await post('::ffff:192.0.2.7')).statusCode, 202)
+  assert.equal((await post('192.0.2.7')).statusCode, 429, 'a mapped address is its IPv4 address')
 })
