@@ -115,6 +115,41 @@ test(
 )
 
 test(
+  'a request after another on a kept-alive connection has the same bound, idle or dribbling',
+  SAFETY,
+  async (t) => {
+    const { app } = await startService(t, { env })
+    const base = await app.listen({ port: 0, host: '127.0.0.1' })
+    for (const second of ['dribbling', 'halfway'] as const) {
+      const { socket, answer } = await rawClient(tcp(base))
+      let first = ''
+      const answered = new Promise<void>((resolve) => {
+        socket.on('data', (chunk: Buffer) => {
+          first += chunk.toString('latin1')
+          if (first.includes('"status"')) resolve()
+        })
+      })
+      socket.write('GET /health HTTP/1.1\r\nHost: service\r\n\r\n')
+      await answered
+      assert.ok(first.startsWith('HTTP/1.1 200 '), first.slice(0, 100))
+      if (second === 'halfway') {
+        socket.write('GET /health HTTP/1.1\r\nHost: service\r\n')
+      } else {
+        socket.write(
+          'POST /v1/images/upload HTTP/1.1\r\nHost: service\r\nContent-Type: application/json\r\n' +
+            'Content-Length: 1048000\r\n\r\n{"urls": [',
+        )
+        const drip = setInterval(() => socket.destroyed || socket.write(' '), 50)
+        t.after(() => clearInterval(drip))
+        socket.on('close', () => clearInterval(drip))
+      }
+      const sent = (await answer).slice(first.length)
+      assert.ok(sent === '' || sent.startsWith('HTTP/1.1 408 '), `${second} answered: ${sent.slice(0, 200)}`)
+    }
+  },
+)
+
+test(
   'a connection that sends nothing, or stops halfway through its headers, is closed',
   SAFETY,
   async (t) => {
