@@ -8,7 +8,7 @@ import { ServiceError } from '../../src/errors.ts'
 import { FleetQueue } from '../../src/fleet/queue.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
-import type { JobStore } from '../../src/jobs/contract.ts'
+import type { JobStore, Work } from '../../src/jobs/contract.ts'
 import { createJob } from '../../src/jobs/model.ts'
 import { queueContract } from '../contract/queue.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
@@ -256,6 +256,22 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
   }
 }
 
+/**
+ * Work that uploads once `gate` opens (`count` numbers each call); it also ends on the replica's
+ * shutdown, so a failed assertion cannot hang the test's teardown.
+ */
+function gated(gate: Promise<void>, count: () => number): Work {
+  return async (_item, signal) => {
+    const n = count()
+    signal.throwIfAborted()
+    await Promise.race([
+      gate,
+      new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+    ])
+    return { link: `https://i.imgur.com/${n}.png`, reused: false }
+  }
+}
+
 const SAME_HOST = ['https://a.example/1.png', 'https://a.example/2.png', 'https://a.example/3.png']
 
 test('an item waiting for its host holds no reservation of Imgur’s budget', async (t) => {
@@ -274,16 +290,10 @@ test('an item waiting for its host holds no reservation of Imgur’s budget', as
           return { ok: true, release: () => (held -= 1) }
         },
       },
-      work: async (_item, signal) => {
+      work: gated(gate.promise, () => {
         calls += 1
-        // Also ends on the replica's shutdown, so a failed assertion cannot hang the test's teardown.
-        signal.throwIfAborted()
-        await Promise.race([
-          gate.promise,
-          new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
-        ])
-        return { link: `https://i.imgur.com/${calls}.png`, reused: false }
-      },
+        return calls
+      }),
     },
   )
   await queue.submit(SAME_HOST, [])
@@ -402,15 +412,10 @@ test('a queued job whose record was left behind is left alone by the sweep', asy
     t,
     { concurrency: 1, perHostConcurrency: 1 },
     {
-      work: async (_item, signal) => {
+      work: gated(gate.promise, () => {
         calls += 1
-        signal.throwIfAborted()
-        await Promise.race([
-          gate.promise,
-          new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
-        ])
-        return { link: `https://i.imgur.com/${calls}.png`, reused: false }
-      },
+        return calls
+      }),
     },
   )
   const job = await queue.submit(SAME_HOST, [])

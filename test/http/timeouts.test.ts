@@ -115,7 +115,7 @@ test(
 )
 
 test(
-  'a request after another on a kept-alive connection has the same bound, idle or dribbling',
+  'a request after another on a kept-alive connection has the same bound: a dribbled body, or headers stopped halfway',
   SAFETY,
   async (t) => {
     const { app } = await startService(t, { env })
