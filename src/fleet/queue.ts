@@ -200,7 +200,12 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     await this.#deps.redis.zadd(this.#unqueued, this.#now(), job.id).catch((error: unknown) => {
       throw unavailable(error)
     })
-    await store.add(job)
+    // Checked again with the add, atomically: submissions at other replicas may have filled the
+    // fleet since `stats` was read.
+    await store.add(job, { limits: this.#options, where: 'the fleet' }).catch(async (error: unknown) => {
+      await this.#deps.redis.zrem(this.#unqueued, job.id).catch(() => {})
+      throw error
+    })
     // Known at once here, so /ready and `accepting` need not wait for the next refresh.
     this.#full =
       stats.pendingItems + urls.length >= maxPendingItems || stats.pendingBytes + bytes >= maxPendingBytes

@@ -108,12 +108,22 @@ end
 `
 
 const SCRIPTS = {
-  /** ARGV 6: pending bytes; 7: n; 8..7+n: meta field/value pairs; then the items. */
+  /**
+   * ARGV 6: pending bytes; 7: pending items; 8, 9: the most items and bytes that may wait ('': no
+   * limit); 10: n; 11..10+n: meta field/value pairs; then the items. { -4, items, bytes waiting }
+   * when the job does not fit beside those waiting.
+   */
   add: `
 if redis.call('EXISTS', jobKey) == 1 then return redis.error_reply('ERR job ' .. id .. ' is already held') end
-local fields = tonumber(ARGV[7])
-redis.call('HSET', jobKey, 'pendingBytes', ARGV[6], unpack(ARGV, 8, 7 + fields))
-for first = 8 + fields, #ARGV, 1000 do
+local held = redis.call('HMGET', counters, 'pendingItems', 'pendingBytes')
+local waitingItems, waitingBytes = tonumber(held[1]) or 0, tonumber(held[2]) or 0
+if (ARGV[8] ~= '' and waitingItems + tonumber(ARGV[7]) > tonumber(ARGV[8]))
+  or (ARGV[9] ~= '' and waitingBytes + tonumber(ARGV[6]) > tonumber(ARGV[9])) then
+  return { -4, waitingItems, waitingBytes }
+end
+local fields = tonumber(ARGV[10])
+redis.call('HSET', jobKey, 'pendingBytes', ARGV[6], unpack(ARGV, 11, 10 + fields))
+for first = 11 + fields, #ARGV, 1000 do
   redis.call('RPUSH', itemsKey, unpack(ARGV, first, math.min(first + 999, #ARGV)))
 end
 local pending = tonumber(redis.call('HGET', jobKey, 'pending'))

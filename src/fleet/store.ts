@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Redis } from 'ioredis'
+import { checkRoom, type Room } from '../jobs/admission.ts'
 import type { AlbumResult, JobStore, JobView, StoreEvents, StoreStats } from '../jobs/contract.ts'
 import {
   itemBytes,
@@ -148,17 +149,25 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
     return this.#epoch
   }
 
-  async add(job: Job): Promise<void> {
+  async add(job: Job, room?: Room): Promise<void> {
     let pendingBytes = 0
     for (const item of job.items) if (item.state === 'pending') pendingBytes += itemBytes(item)
     const meta = encodeMeta(job)
-    const settled = await this.#script('add', job.id, [
+    const limit = (value: number | undefined) => (value === undefined || !Number.isFinite(value) ? '' : value)
+    const settled = (await this.#script('add', job.id, [
       pendingBytes,
+      job.pending,
+      limit(room?.limits.maxPendingItems),
+      limit(room?.limits.maxPendingBytes),
       meta.length,
       ...meta,
       ...job.items.map(encodeItem),
-    ])
-    this.#announce(job.id, settled as Settled)
+    ])) as Settled | [-4, number, number]
+    if (settled[0] === -4 && room !== undefined) {
+      const [, pendingItems, pendingBytesWaiting] = settled as [-4, number, number]
+      checkRoom({ pendingItems, pendingBytes: pendingBytesWaiting }, job.pending, pendingBytes, room)
+    }
+    this.#announce(job.id, settled as Settled, { [-4]: `job ${job.id} does not fit in the room given` })
   }
 
   async get(id: string): Promise<JobView | undefined> {

@@ -6,6 +6,7 @@
  * Holders get read-only views and address items by job id and position, never by object.
  */
 import type { EventEmitter } from 'node:events'
+import type { Room } from './admission.ts'
 import type { Album, Item, Job, JobOptions, JobStatus, Outcome, Reason, Webhook } from './model.ts'
 import type { Transfer } from './worker.ts'
 
@@ -39,7 +40,12 @@ export type StoreEvents = {
 export interface JobStore extends Pick<EventEmitter<StoreEvents>, 'on' | 'off' | 'once'> {
   /** Names the list of links for cursors: a cursor of another epoch (another list) is refused. */
   readonly epoch: string
-  add(job: Job): Promise<void>
+  /**
+   * Holds a new job. `room`: limits checked atomically with the add (`queue_full` when the job
+   * does not fit), for a store that several processes add to at once; a process's own store is
+   * checked by its queue beforehand.
+   */
+  add(job: Job, room?: Room): Promise<void>
   get(id: string): Promise<JobView | undefined>
   /** Every link uploaded, each once, in upload order; with `owner`, that owner's jobs' only. */
   links(owner?: string): Promise<readonly string[]>

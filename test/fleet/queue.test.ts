@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import pino from 'pino'
-import { ServiceError } from '../../src/errors.ts'
+import { isServiceError, ServiceError } from '../../src/errors.ts'
 import { FleetQueue } from '../../src/fleet/queue.ts'
 import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
@@ -431,4 +431,32 @@ test('a queued job whose record was left behind is left alone by the sweep', asy
     (await store.get(job.id))?.items.map((item) => item.state),
     SAME_HOST.map(() => 'complete'),
   )
+})
+
+test('a fleet filled by other replicas since its count was read refuses the submission whole', async (t) => {
+  const { queue, store } = await replica(
+    t,
+    { concurrency: 0, perHostConcurrency: 1 },
+    // Every replica read the fleet empty at once; the store's own check sees the truth.
+    {
+      wrapStore: (inner) =>
+        replacing(inner, 'stats', async () => ({ pendingItems: 0, pendingBytes: 0, jobs: 0 })),
+    },
+  )
+  const first = await queue.submit(
+    Array.from({ length: 60 }, (_, i) => `https://a.example/${i}.png`),
+    [],
+  )
+  await assert.rejects(
+    queue.submit(
+      Array.from({ length: 60 }, (_, i) => `https://b.example/${i}.png`),
+      [],
+    ),
+    (error) =>
+      isServiceError(error) &&
+      error.code === 'queue_full' &&
+      error.message === 'the fleet has 60 URLs waiting (limit 100); submit again later',
+  )
+  assert.equal((await store.stats()).pendingItems, 60, 'nothing of the refused job was added')
+  assert.equal((await store.get(first.id))?.items.length, 60)
 })
