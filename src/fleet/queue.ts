@@ -285,29 +285,31 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
 
   /** Fails what is left of a job the queue does not hold (in full), then forgets its record. */
   async #failUnqueued(jobId: string): Promise<void> {
-    const failed = await this.#deps.store.cancel(jobId, UNQUEUED)
-    await this.#deps.redis.zrem(this.#unqueued, jobId)
-    if (failed.length === 0) return
     // Items BullMQ holds after all (a submission cut off halfway) leave it, and stop where they run.
-    await Promise.allSettled(failed.map((index) => this.#queue.remove(`${jobId}.${index}`)))
-    await this.#deps.redis.publish(this.#channel, jobId).catch(() => {})
-    this.#abortJob(jobId)
-    for (const index of failed) this.emit('settled', { jobId, index, outcome: 'failed', code: UNQUEUED.code })
-    this.#deps.log.warn({ jobId, items: failed.length }, 'job never queued in full: its items failed')
+    const failed = await this.#failRest(jobId, UNQUEUED)
+    await this.#deps.redis.zrem(this.#unqueued, jobId)
+    if (failed > 0)
+      this.#deps.log.warn({ jobId, items: failed }, 'job never queued in full: its items failed')
   }
 
   async cancel(jobId: string): Promise<number> {
-    const { store, redis, log } = this.#deps
-    const cancelled = await store.cancel(jobId, CANCELLED)
-    if (cancelled.length === 0) return 0
-    // Waiting items leave the queue; those running anywhere are aborted by their replica.
-    await Promise.allSettled(cancelled.map((index) => this.#queue.remove(`${jobId}.${index}`)))
-    await redis.publish(this.#channel, jobId).catch(() => {})
+    const cancelled = await this.#failRest(jobId, CANCELLED)
+    if (cancelled > 0) this.#deps.log.info({ jobId, items: cancelled }, 'job cancelled')
+    return cancelled
+  }
+
+  /**
+   * Fails every item of the job still pending with `reason`: those waiting leave BullMQ, those
+   * running anywhere are aborted by their replica. Resolves with how many it failed.
+   */
+  async #failRest(jobId: string, reason: Reason): Promise<number> {
+    const failed = await this.#deps.store.cancel(jobId, reason)
+    if (failed.length === 0) return 0
+    await Promise.allSettled(failed.map((index) => this.#queue.remove(`${jobId}.${index}`)))
+    await this.#deps.redis.publish(this.#channel, jobId).catch(() => {})
     this.#abortJob(jobId)
-    for (const index of cancelled)
-      this.emit('settled', { jobId, index, outcome: 'failed', code: CANCELLED.code })
-    log.info({ jobId, items: cancelled.length }, 'job cancelled')
-    return cancelled.length
+    for (const index of failed) this.emit('settled', { jobId, index, outcome: 'failed', code: reason.code })
+    return failed.length
   }
 
   /** Resolves once the fleet has nothing pending and this replica nothing in flight. */

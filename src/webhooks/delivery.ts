@@ -33,6 +33,8 @@ export type WebhookOptions = {
   now?: () => number
 }
 
+type WebhookUpdate = Parameters<JobStore['webhookChanged']>[1]
+
 /**
  * What a delivery keeps between attempts: its message, built once, and its job's id; never the
  * job, which the store forgets on its own schedule (retention) while retries may wait for hours.
@@ -192,15 +194,11 @@ export class Webhooks {
       this.#ready.delete(delivery)
       this.#pending.delete(delivery)
       this.#waiting -= 1
-      const { jobId, id, attempts } = delivery
+      const { attempts } = delivery
       const log = this.#logOf(delivery)
       const lastError = `given up after ${attempts} attempt${attempts === 1 ? '' : 's'}: more than ${this.#maxWaiting} webhook deliveries were waiting`
       log.warn({ attempts, maxWaiting: this.#maxWaiting }, 'webhook given up: too many deliveries waiting')
-      this.#store
-        .webhookChanged(jobId, { state: 'failed', attempts, lastError })
-        .catch((error: unknown) =>
-          log.warn({ err: error, webhookId: id }, 'webhook state could not be recorded'),
-        )
+      void this.#changed(delivery, log, { state: 'failed', attempts, lastError })
       return
     }
   }
@@ -232,12 +230,7 @@ export class Webhooks {
     const log = this.#logOf(delivery)
     delivery.attempts += 1
     const { attempts } = delivery
-    // What the status shows of the delivery; a store that cannot record it (one that has forgotten
-    // the job, or a fleet's Redis out of reach) does not stop it.
-    const changed = (update: Parameters<JobStore['webhookChanged']>[1]) =>
-      this.#store
-        .webhookChanged(delivery.jobId, update)
-        .catch((error: unknown) => log.warn({ err: error }, 'webhook state could not be recorded'))
+    const changed = (update: WebhookUpdate) => this.#changed(delivery, log, update)
     if (outcome.ok) {
       await changed({ state: 'delivered', attempts, lastError: undefined })
       log.info({ attempts, status: outcome.status }, 'webhook delivered')
@@ -257,6 +250,16 @@ export class Webhooks {
     await changed({ attempts, lastError: error })
     log.info({ attempts, error, retryInMs: delay }, 'webhook attempt failed; will retry')
     this.#wait(delivery, delay)
+  }
+
+  /**
+   * What the status shows of the delivery; a store that cannot record it (one that has forgotten
+   * the job, or a fleet's Redis out of reach) does not stop it.
+   */
+  #changed(delivery: Delivery, log: Logger, update: WebhookUpdate): Promise<void> {
+    return this.#store
+      .webhookChanged(delivery.jobId, update)
+      .catch((error: unknown) => log.warn({ err: error }, 'webhook state could not be recorded'))
   }
 
   #settle(delivery: Delivery): void {
