@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { type TestContext, test } from 'node:test'
 import { request } from 'undici'
@@ -10,8 +13,8 @@ import { startOrigin } from './helpers/origin.ts'
 type Line = { msg?: string; level?: number; [key: string]: unknown }
 
 /** Starts `node src/server.ts` as users run it and collects its JSON log lines. */
-function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['src/server.ts'], {
+function startServer(env: Record<string, string>, nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, 'src/server.ts'], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', SANDBOX_PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -86,6 +89,32 @@ test('without credentials it runs against the sandbox, says so, and drains on SI
   const [code] = await server.exited
   assert.equal(code, 0)
   assert.ok(server.lines.some((line) => line.msg === 'stopped'))
+})
+
+test('at start the main thread loads nothing that only an item, a webhook, an album or a fleet needs', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'loaded-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'packages')
+  const server = startServer(
+    {
+      IMGUR_CLIENT_ID: 'test-client',
+      IMGUR_API_URL: 'http://127.0.0.1:9',
+      WEBHOOK_SECRET: 'whsec_dGVzdC1zZWNyZXQtb2YtMzItYnl0ZXMtYXQtbGVhc3Q=',
+      LOADED_PACKAGES_FILE: file,
+    },
+    ['--import', './test/helpers/loaded-packages.ts'],
+  )
+  t.after(() => server.child.kill('SIGKILL'))
+  await server.waitFor(/listening at/)
+  server.child.kill('SIGTERM')
+  assert.deepEqual((await server.exited)[0], 0, server.stderr())
+  const loaded = readFileSync(file, 'utf8').split('\n')
+  assert.ok(loaded.includes('fastify'), `the hook saw the service start: ${loaded.join(', ')}`)
+  // undici: the pipeline's thread, the first album, the first webhook; the rest: the pipeline's
+  // thread or a fleet. Each costs idle memory (README, Performance).
+  for (const lazy of ['undici', 'sharp', 'file-type', 'heic-decode', 'bullmq', 'ioredis']) {
+    assert.ok(!loaded.includes(lazy), `${lazy} is loaded at start`)
+  }
 })
 
 test('invalid configuration stops the process naming each bad variable', async () => {

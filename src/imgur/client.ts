@@ -10,13 +10,12 @@
  * `release()` once it settles.
  */
 import { createHash } from 'node:crypto'
-import { Agent } from 'undici'
 import { type BudgetLedger, Budgets } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
 import { LruMap } from '../lru.ts'
 import { raceSignal } from '../signals.ts'
 import { parseImgurError, redactText } from './errors.ts'
-import { post, withDeadline } from './http.ts'
+import { connections, post, withDeadline } from './http.ts'
 import {
   type AlbumInput,
   albumPayload,
@@ -152,7 +151,7 @@ export function createImgurClient<L extends BudgetLedger = Budgets>(
   }
   const albumBase = `${siteUrl.replace(/\/+$/, '')}/a/`
   const now = options.now ?? Date.now
-  const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
+  const imgur = connections({ keepAliveTimeout: 10_000 })
   // Without a ledger, L is its default, Budgets: the cast only says so.
   const budgets = options.budgets ?? (new Budgets() as BudgetLedger as L)
   const { clientId, clientSecret, refreshToken, timeoutMs, userAgent } = options
@@ -166,7 +165,7 @@ export function createImgurClient<L extends BudgetLedger = Budgets>(
           refreshToken,
           userAgent,
           timeoutMs,
-          dispatcher,
+          connections: imgur,
           now,
           onHeaders: (headers) => budgets.update(credentialKey(), parseRateLimitHeaders(headers, now())),
           onRateLimited: (waitMs) => budgets.on429(credentialKey(), waitMs, now()),
@@ -215,7 +214,7 @@ export function createImgurClient<L extends BudgetLedger = Budgets>(
     authorization: string,
     signal: AbortSignal,
   ) {
-    const response = await post(dispatcher, `${apiUrl}${call.path}`, {
+    const response = await post(imgur, `${apiUrl}${call.path}`, {
       headers: { ...input.headers, authorization, accept: 'application/json', 'user-agent': userAgent },
       body: input.body,
       signal,
@@ -330,6 +329,6 @@ export function createImgurClient<L extends BudgetLedger = Budgets>(
       run(uploadCall, () => videoPayload(input), input.clientId, videoTimeoutMs, input.signal),
     createAlbum: (input) =>
       run(albumCall, () => albumPayload(input), input.clientId, timeoutMs, input.signal),
-    close: () => dispatcher.close(),
+    close: () => imgur.close(),
   }
 }

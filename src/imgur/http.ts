@@ -2,7 +2,7 @@
  * One bounded request to Imgur: a total deadline, the caller's cancellation, a capped response
  * body, and every failure turned into a ServiceError (network, timeout, cancelled).
  */
-import { type Dispatcher, request } from 'undici'
+import type { Agent, Dispatcher } from 'undici'
 import { isServiceError } from '../errors.ts'
 import { cancelledError, networkError, timeoutError } from './errors.ts'
 import type { Headers } from './rate-limits.ts'
@@ -17,8 +17,27 @@ type SendInit = {
 /** Imgur's answers are small JSON or HTML; a runaway body is cut rather than buffered. */
 const MAX_RESPONSE_BYTES = 1 << 20
 
-export async function post(dispatcher: Dispatcher, url: string, init: SendInit): Promise<ImgurResponse> {
-  const response = await request(url, { dispatcher, method: 'POST', ...init })
+/** Connections to Imgur, made with the first request. */
+export type Connections = { get: () => Promise<Dispatcher>; close: () => Promise<void> }
+
+/**
+ * undici is loaded with the first request, not at start: the main thread calls Imgur only to make
+ * albums, and a service that makes none saves the ~5 MB undici costs at idle (README, Performance).
+ */
+export function connections(options: Agent.Options): Connections {
+  let agent: Promise<Agent> | undefined
+  return {
+    get: () => (agent ??= import('undici').then(({ Agent }) => new Agent(options))),
+    close: async () => {
+      await (await agent)?.close()
+    },
+  }
+}
+
+export async function post(connections: Connections, url: string, init: SendInit): Promise<ImgurResponse> {
+  const { origin, pathname, search } = new URL(url)
+  const dispatcher = await connections.get()
+  const response = await dispatcher.request({ origin, path: `${pathname}${search}`, method: 'POST', ...init })
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of response.body as AsyncIterable<Buffer>) {

@@ -8,10 +8,9 @@
  * 5xx, 429, "over capacity", HTML pages, answers we do not recognise — is retryable, so the item
  * retry policy tries again.
  */
-import type { Dispatcher } from 'undici'
 import { ServiceError } from '../errors.ts'
 import { describeImgurBody, isHtml, parseImgurError, redactText } from './errors.ts'
-import { post, withDeadline } from './http.ts'
+import { type Connections, post, withDeadline } from './http.ts'
 import type { Headers } from './rate-limits.ts'
 
 export type TokenManagerOptions = {
@@ -21,7 +20,7 @@ export type TokenManagerOptions = {
   refreshToken: string
   userAgent: string
   timeoutMs: number
-  dispatcher: Dispatcher
+  connections: Connections
   now: () => number
   /** Every response's headers, so rate limits are read from the token endpoint too. */
   onHeaders?: (headers: Headers) => void
@@ -104,7 +103,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   async function refresh(): Promise<string> {
     const response = await withDeadline(options.timeoutMs, undefined, (signal) =>
-      post(options.dispatcher, `${options.apiUrl}/oauth2/token`, {
+      post(options.connections, `${options.apiUrl}/oauth2/token`, {
         headers: {
           'content-type': 'application/json',
           accept: 'application/json',

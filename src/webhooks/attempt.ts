@@ -2,7 +2,7 @@
  * One attempt at a delivery: the message POSTed with a fresh signature, through connections
  * guarded exactly as downloads are (same lookup, same address rules), its answer judged.
  */
-import { type Agent, request } from 'undici'
+import type { Agent } from 'undici'
 import { checkHost, checkUrl, originOf } from '../download/address.ts'
 import type { AddressPolicy } from '../download/connect.ts'
 import { isServiceError } from '../errors.ts'
@@ -20,7 +20,8 @@ export type Message = {
 
 /** What every attempt shares, made once. */
 export type Sender = {
-  readonly agent: Agent
+  /** Made with the first attempt: a service that sends no webhook never loads undici on its main thread. */
+  readonly agent: () => Promise<Agent>
   readonly policy: AddressPolicy
   /** The service's own origins (PUBLIC_URL): never called back. */
   readonly ownOrigins: ReadonlySet<string>
@@ -53,8 +54,10 @@ export async function attempt(sender: Sender, { url: webhookUrl, id, body }: Mes
   const timer = setTimeout(() => deadline.abort(), timeoutMs)
   timer.unref()
   try {
-    const response = await request(url, {
-      dispatcher: sender.agent,
+    const agent = await sender.agent()
+    const response = await agent.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       method: 'POST',
       headers: {
         'content-type': 'application/json',

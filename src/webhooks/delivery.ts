@@ -4,8 +4,9 @@
  * `maxWaiting` of them. Delivery facts: /work/shared/notes/integrations.md, "Standard Webhooks".
  */
 import type { Logger } from 'pino'
+import type { Agent } from 'undici'
 import { isBlockedAddress, originOf } from '../download/address.ts'
-import { createAgent, osLookup, type Resolve } from '../download/connect.ts'
+import { osLookup, type Resolve } from '../download/connect.ts'
 import type { JobStore, JobView } from '../jobs/contract.ts'
 import { attempt, type Message, type Sender } from './attempt.ts'
 import { completedMessage, messageId, signingKey } from './message.ts'
@@ -93,6 +94,7 @@ export class Webhooks {
   readonly #stop = new AbortController()
   #idle: Array<() => void> = []
   #closing: Promise<void> | undefined
+  #agent: Promise<Agent> | undefined
   readonly #onComplete = (job: JobView) => this.#enqueue(job)
 
   constructor(options: WebhookOptions, { store, log }: { store: JobStore; log: Logger }) {
@@ -108,7 +110,10 @@ export class Webhooks {
       isBlocked: options.isBlocked ?? isBlockedAddress,
     }
     this.#sender = {
-      agent: createAgent(options.lookup ?? osLookup, policy, timeoutMs),
+      agent: () =>
+        (this.#agent ??= import('../download/agent.ts').then(({ createAgent }) =>
+          createAgent(options.lookup ?? osLookup, policy, timeoutMs),
+        )),
       policy,
       ownOrigins: new Set(options.ownUrls?.map((own) => originOf(new URL(own)))),
       key: signingKey(options.secret),
@@ -149,7 +154,7 @@ export class Webhooks {
     this.#waiting = 0
     this.#wake()
     await Promise.allSettled(this.#running)
-    await this.#sender.agent.destroy()
+    await (await this.#agent)?.destroy()
   }
 
   /** Takes from the job what every attempt needs, and nothing else: the job itself is not kept. */

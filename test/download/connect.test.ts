@@ -3,7 +3,8 @@ import type { LookupOptions } from 'node:dns'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { isBlockedAddress } from '../../src/download/address.ts'
-import { type AddressPolicy, createAgent, guardedLookup, type Resolve } from '../../src/download/connect.ts'
+import { createAgent } from '../../src/download/agent.ts'
+import { type AddressPolicy, guardedLookup, type Resolve } from '../../src/download/connect.ts'
 import { type Origin, startOrigin } from '../helpers/origin.ts'
 
 const strict: AddressPolicy = { allowPrivate: false, isBlocked: isBlockedAddress }
