@@ -67,6 +67,22 @@ test('the multipart body is exactly as long as announced, and parses back to the
   assert.deepEqual(Buffer.from(await file.arrayBuffer()), VIDEO)
 })
 
+test('every body has a boundary of its own, random and long enough not to occur in the file', () => {
+  const file = {
+    field: 'image',
+    filename: 'image.png',
+    mime: 'image/png',
+    chunks: chunksOf(VIDEO),
+    length: 1,
+  }
+  const boundaries = Array.from({ length: 50 }, () => {
+    const type = multipartStream({}, file).headers['content-type']
+    return /; boundary=(.+)$/.exec(type)?.[1]
+  })
+  assert.equal(new Set(boundaries).size, 50)
+  for (const boundary of boundaries) assert.match(String(boundary), /^----imgur-upload-[0-9a-f-]{36}$/)
+})
+
 test('a video is streamed in the `video` field with type=file and an exact Content-Length', async () => {
   const { imgur, client: c } = await client()
   const uploaded = await c.uploadVideo(input())
