@@ -111,7 +111,7 @@ export async function conversion(
       const stop = sampleRss(service)
       const cpu = cpuMs(service.pid)
       const result = await serviceRun(ctx, names)
-      const measured = { ms: result.ms, peakRss: stop(), cpu: cpuMs(service.pid) - cpu }
+      const measured = { ms: result.ms, peakRss: stop().rss, cpu: cpuMs(service.pid) - cpu }
       for (const name of names) rmSync(join(dir, name), { force: true })
       return { ...measured, outputs: result.outputs }
     }

@@ -5,7 +5,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Api, createApi } from './api.ts'
 import type { Params } from './args.ts'
-import { cpuMs, type Fakes, type ServiceProcess } from './processes.ts'
+import {
+  cpuMs,
+  describeParts,
+  type Fakes,
+  type RssParts,
+  readRssParts,
+  type ServiceProcess,
+} from './processes.ts'
 import { forkRawPipeline, type RawPipeline } from './raw.ts'
 import { startReference } from './reference.ts'
 import { type Figures, median, type Percentiles, percentiles } from './report.ts'
@@ -23,6 +30,8 @@ export type Round = {
   rawMs: number
   serviceMs: number
   peakRss: number
+  /** What the round's peak RSS was made of (read at, or within a MiB of, the peak). */
+  peakParts: RssParts
   cpuMsPerItem: { raw: number; fakesDuringRaw: number; service: number; fakesDuringService: number }
 }
 
@@ -61,11 +70,21 @@ async function rawRun({ params, fakes, raw }: Context, count: number): Promise<n
   return ms
 }
 
-/** Samples VmRSS every 50 ms until the returned function is called; it returns the peak. */
-export function sampleRss(service: ServiceProcess): () => number {
-  let peak = 0
+export type Peak = { rss: number; parts: RssParts }
+
+/**
+ * Samples VmRSS every 50 ms until the returned function is called; it returns the peak and what
+ * it was made of, read from smaps whenever the peak grows by a MiB or more (a read costs ~2 ms).
+ */
+export function sampleRss(service: ServiceProcess): () => Peak {
+  let peak: Peak = { rss: 0, parts: { files: 0, v8Pages: 0, malloc: 0, other: 0 } }
   const take = () => {
-    peak = Math.max(peak, service.memory().rss)
+    const { rss } = service.memory()
+    if (rss < peak.rss + 2 ** 20) {
+      if (rss > peak.rss) peak = { ...peak, rss }
+      return
+    }
+    peak = { rss, parts: readRssParts(service.pid) }
   }
   take()
   const timer = setInterval(take, 50)
@@ -113,22 +132,24 @@ export async function throughput(ctx: Context): Promise<{ figures: Figures['thro
     const serviceCpu = cpuMs(service.pid)
     fakesCpu = cpuMs(fakes.pid)
     const run = await serviceRun(ctx, params.items)
-    const peakRss = stop()
+    const peak = stop()
     const cpu = {
       raw: perItem((rawCpu.user + rawCpu.system) / 1000),
       fakesDuringRaw: perItem(rawFakesCpu),
       service: perItem(cpuMs(service.pid) - serviceCpu),
       fakesDuringService: perItem(cpuMs(fakes.pid) - fakesCpu),
     }
-    rounds.push({ rawMs, serviceMs: run.ms, peakRss, cpuMsPerItem: cpu })
+    rounds.push({ rawMs, serviceMs: run.ms, peakRss: peak.rss, peakParts: peak.parts, cpuMsPerItem: cpu })
     log(
-      `  round ${round + 1}: raw ${rawMs.toFixed(0)} ms, service ${run.ms} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(1)} MB; ` +
+      `  round ${round + 1}: raw ${rawMs.toFixed(0)} ms, service ${run.ms} ms, peak RSS ${(peak.rss / 2 ** 20).toFixed(1)} MB ` +
+        `(${describeParts(peak.parts)}); ` +
         `CPU ms/item raw ${cpu.raw.toFixed(2)} (fakes ${cpu.fakesDuringRaw.toFixed(2)}), service ${cpu.service.toFixed(2)} (fakes ${cpu.fakesDuringService.toFixed(2)})`,
     )
   }
   const rawMs = Math.min(...rounds.map((r) => r.rawMs))
   const serviceMs = Math.min(...rounds.map((r) => r.serviceMs))
   const cpu = (key: keyof Round['cpuMsPerItem']) => median(rounds.map((r) => r.cpuMsPerItem[key]))
+  const highest = rounds.reduce((a, b) => (b.peakRss > a.peakRss ? b : a))
   return {
     rounds,
     figures: {
@@ -138,7 +159,8 @@ export async function throughput(ctx: Context): Promise<{ figures: Figures['thro
       ratio: rawMs / serviceMs,
       serviceMs,
       rawMs,
-      peakRss: Math.max(...rounds.map((r) => r.peakRss)),
+      peakRss: highest.peakRss,
+      peakParts: highest.peakParts,
       cpuMsPerItem: {
         raw: cpu('raw'),
         fakesDuringRaw: cpu('fakesDuringRaw'),

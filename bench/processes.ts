@@ -46,6 +46,49 @@ export function readMemory(pid: number): Memory {
   }
 }
 
+/** Resident bytes by what holds them, from /proc/<pid>/smaps. */
+export type RssParts = {
+  /** Pages of mapped files: the `node` binary's code and data above all, then shared libraries. */
+  files: number
+  /** V8's heap pages (anonymous mappings of exactly 256 KiB), every isolate's together. */
+  v8Pages: number
+  /** glibc's malloc: the main arena (`[heap]`) and the others' heaps (anonymous, 64 MiB-aligned). */
+  malloc: number
+  /** The rest: thread stacks, V8's code space and large objects, WebAssembly memory. */
+  other: number
+}
+
+const KIB = 1024
+const ARENA_ALIGN = 64 * 1024 * KIB // glibc's HEAP_MAX_SIZE on 64-bit: each non-main arena's heap starts on it
+
+function partOf(start: number, end: number, perms: string, name: string): keyof RssParts {
+  if (name.startsWith('/')) return 'files'
+  if (name === '[heap]') return 'malloc'
+  if (name !== '') return 'other'
+  if (end - start === 256 * KIB) return 'v8Pages'
+  return perms === 'rw-p' && start % ARENA_ALIGN === 0 ? 'malloc' : 'other'
+}
+
+export function readRssParts(pid: number): RssParts {
+  const parts: RssParts = { files: 0, v8Pages: 0, malloc: 0, other: 0 }
+  let part: keyof RssParts = 'other'
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const mapping = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (mapping) {
+      const [, start, end, perms, name] = mapping as unknown as [string, string, string, string, string]
+      part = partOf(Number.parseInt(start, 16), Number.parseInt(end, 16), perms, name)
+    } else if (line.startsWith('Rss:')) {
+      parts[part] += Number(line.split(/\s+/)[1]) * KIB
+    }
+  }
+  return parts
+}
+
+/** `files 57, V8 pages 56, malloc 55, other 9 MB`. */
+export const describeParts = (parts: RssParts) =>
+  `files ${mb(parts.files)}, V8 pages ${mb(parts.v8Pages)}, malloc ${mb(parts.malloc)}, other ${mb(parts.other)} MB`
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0)
+
 /** CPU time (user + system) the process has used so far, in ms; /proc counts in ticks of 10 ms. */
 export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname } from 'node:path'
 import type { FootprintRow } from './footprint.ts'
+import { describeParts, type RssParts } from './processes.ts'
 
 export type Percentiles = { samples: number; p50: number; p90: number; p99: number; max: number }
 
@@ -17,6 +18,8 @@ export type Figures = {
     rawMs: number
     /** VmRSS sampled every 50 ms during the service's runs. */
     peakRss: number
+    /** What that peak was made of. */
+    peakParts: RssParts
     /** CPU time per item of each process (medians over the rounds): where the cost is, whatever the machine's load. */
     cpuMsPerItem: { raw: number; fakesDuringRaw: number; service: number; fakesDuringService: number }
   }
@@ -184,6 +187,7 @@ function rows(f: Figures): Array<[string, string]> {
   }
   if (m) out.push(['RSS idle', mb(m.idleRss)])
   if (t) out.push(['RSS peak during throughput runs', mb(t.peakRss)])
+  if (t) out.push(['  made of', describeParts(t.peakParts)])
   if (m) out.push(['VmHWM after the throughput phases', mb(m.hwm)])
   const q = m?.queued
   if (q) {
