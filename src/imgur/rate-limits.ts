@@ -36,12 +36,22 @@ const SOURCES = {
   },
 } as const
 
-/** A header's first value, looked up case-insensitively (undici lower-cases, hand-built maps may not). */
+/**
+ * A header's first value, looked up case-insensitively (undici lower-cases, hand-built maps may
+ * not). Read ten times an upload: `for…in` walks the keys without building `Object.entries`'
+ * arrays, which were 6 % of what the pipeline's thread allocated.
+ */
 export function header(headers: Headers, name: string): string | undefined {
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value
+  let value = headers[name]
+  if (value === undefined) {
+    for (const key in headers) {
+      if (key.toLowerCase() === name) {
+        value = headers[key]
+        break
+      }
+    }
   }
-  return undefined
+  return Array.isArray(value) ? value[0] : value
 }
 
 function count(headers: Headers, name: string): number | undefined {

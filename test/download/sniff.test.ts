@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { identify } from '../../src/download/sniff.ts'
+import { identify, sniffVideo } from '../../src/download/sniff.ts'
 import { bmp, gif, HTML, jpeg, png, tiff, webp } from '../helpers/images.ts'
 
 /** A minimal ISO-BMFF `ftyp` box (major brand, minor version 0, compatible brands). */
@@ -89,6 +89,37 @@ describe('identify: images Imgur refuses', () => {
       [webm, 'WebM'],
     ] as const) {
       await rejects(bytes, 'unsupported_format', `${name} is a video, not an image`)
+    }
+  })
+})
+
+describe("sniffVideo: a download's head", () => {
+  const webm = Buffer.from(
+    '1a45dfa3a34286810142f7810142f2810442f381084282847765626d42878104428581021853806701',
+    'hex',
+  )
+  test('names the videos Imgur takes', async () => {
+    assert.equal((await sniffVideo(ftyp('isom', 'iso2', 'mp41')))?.mime, 'video/mp4')
+    assert.equal((await sniffVideo(ftyp('qt  ', 'qt  ')))?.mime, 'video/quicktime')
+    assert.equal((await sniffVideo(webm))?.mime, 'video/webm')
+  })
+  test('is no video for images, those it answers without file-type included (PNG, JPEG, GIF)', async () => {
+    for (const bytes of [
+      png(1),
+      png(1, { animated: true }),
+      jpeg(1),
+      gif(1),
+      webp(),
+      tiff(1),
+      ftyp('avif', 'mif1'),
+    ]) {
+      assert.equal(await sniffVideo(bytes), undefined)
+    }
+  })
+  test('a video file behind a PNG, JPEG or GIF signature is not a video to stream; classify still reads it whole', async () => {
+    const mp4 = ftyp('isom', 'iso2', 'mp41')
+    for (const signature of ['89504e470d0a1a0a', 'ffd8ff', '47494638']) {
+      assert.equal(await sniffVideo(Buffer.concat([Buffer.from(signature, 'hex'), mp4])), undefined)
     }
   })
 })
