@@ -22,7 +22,7 @@ export type Connections = { get: () => Promise<Dispatcher>; close: () => Promise
 
 /**
  * undici is loaded with the first request, not at start: the main thread calls Imgur only to make
- * albums, and a service that makes none saves the ~5 MB undici costs at idle (README, Performance).
+ * albums, and a service that makes none saves the ~3 MB undici costs at idle (README, Performance).
  */
 export function connections(options: Agent.Options): Connections {
   let agent: Promise<Agent> | undefined

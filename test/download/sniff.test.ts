@@ -103,7 +103,7 @@ describe("sniffVideo: a download's head", () => {
     assert.equal((await sniffVideo(ftyp('qt  ', 'qt  ')))?.mime, 'video/quicktime')
     assert.equal((await sniffVideo(webm))?.mime, 'video/webm')
   })
-  test('is no video for images, those it answers without file-type included (PNG, JPEG, GIF)', async () => {
+  test('finds no video in images: PNG, JPEG and GIF by their signature, the others through file-type', async () => {
     for (const bytes of [
       png(1),
       png(1, { animated: true }),
@@ -116,7 +116,7 @@ describe("sniffVideo: a download's head", () => {
       assert.equal(await sniffVideo(bytes), undefined)
     }
   })
-  test('a video file behind a PNG, JPEG or GIF signature is not a video to stream; classify still reads it whole', async () => {
+  test('a file that starts with a PNG, JPEG or GIF signature is never streamed as a video', async () => {
     const mp4 = ftyp('isom', 'iso2', 'mp41')
     for (const signature of ['89504e470d0a1a0a', 'ffd8ff', '47494638']) {
       assert.equal(await sniffVideo(Buffer.concat([Buffer.from(signature, 'hex'), mp4])), undefined)
