@@ -115,6 +115,11 @@ test('at start the main thread loads nothing that only an item, a webhook, an al
   for (const lazy of ['undici', 'sharp', 'file-type', 'heic-decode', 'bullmq', 'ioredis']) {
     assert.ok(!loaded.includes(lazy), `${lazy} is loaded at start`)
   }
+  assert.deepEqual(
+    loaded.filter((name) => name.includes('internal/deps/undici')),
+    [],
+    "Node's own undici is loaded at start",
+  )
 })
 
 test('invalid configuration stops the process naming each bad variable', async () => {

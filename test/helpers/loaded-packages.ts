@@ -1,6 +1,7 @@
 /**
  * Preloaded with `--import` into a service under test: records which npm packages its main thread
- * loads, and writes them, one per line, to `$LOADED_PACKAGES_FILE` when the process exits.
+ * loads, and whether it loaded Node's own undici, and writes them, one per line, to
+ * `$LOADED_PACKAGES_FILE` when the process exits.
  * https://nodejs.org/api/module.html#moduleregisterhooksoptions
  */
 import { writeFileSync } from 'node:fs'
@@ -18,5 +19,9 @@ if (isMainThread && out) {
       return resolved
     },
   })
-  process.on('exit', () => writeFileSync(out, [...packages].join('\n')))
+  // Node's own undici (fetch, WebSocket), which only an ES import of `node:http` would load.
+  // `process.moduleLoadList` (undocumented, untyped) lists the built-in modules loaded so far.
+  const { moduleLoadList } = process as unknown as { moduleLoadList: string[] }
+  const builtins = () => moduleLoadList.filter((name) => name.includes('internal/deps/undici'))
+  process.on('exit', () => writeFileSync(out, [...packages, ...builtins()].join('\n')))
 }
