@@ -10,6 +10,7 @@ export const PHASES = [
   'conversion',
   'memory',
   'footprint',
+  'fleet',
 ] as const
 export type Phase = (typeof PHASES)[number]
 

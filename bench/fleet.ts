@@ -1,7 +1,7 @@
 /**
  * The fleet benchmark (`npm run bench:fleet [-- --items 2000 --job-size 100 --concurrency 8
- * --rounds 3 --queued 20000]`): in one run, against one fakes process (bench/fakes.ts) and one
- * real redis-server, the same items through
+ * --rounds 3 --queued 20000 --out FILE --service-dir DIR]`): in one run, against one fakes process
+ * (bench/fakes.ts) and one real redis-server, the same items through
  *   - the memory mode (one process, as `npm start` runs it),
  *   - one replica on Redis (`REDIS_URL`), and
  *   - two replicas on the same Redis, the jobs submitted to both in turn,
@@ -9,10 +9,12 @@
  * then Redis memory per queued URL (an `ROLE=api` replica, which takes no items, holds them).
  * Prints medians next to the issue's target (one replica ≥ 0.7 of the memory mode), and each
  * mode's CPU time per item in the service's processes, in Redis and in the fakes, and writes
- * bench/results/fleet.json. Needs `redis-server` on the PATH (Debian's package).
+ * bench/results/fleet.json (`--out` elsewhere). Needs `redis-server` on the PATH (Debian's
+ * package). `npm run bench` runs it as its `fleet` phase.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -29,6 +31,9 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     queued: { type: 'string', default: '20000' },
     'image-kb': { type: 'string', default: '100' },
+    out: { type: 'string', default: fileURLToPath(new URL('./results/fleet.json', import.meta.url)) },
+    // The checkout whose src/server.ts the replicas run (A/B runs of a patched copy).
+    'service-dir': { type: 'string', default: fileURLToPath(new URL('..', import.meta.url)) },
   },
 })
 const items = Number(values.items)
@@ -36,7 +41,7 @@ const jobSize = Number(values['job-size'])
 const concurrency = Number(values.concurrency)
 const rounds = Number(values.rounds)
 const queued = Number(values.queued)
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = values['service-dir']
 
 type Replica = { url: string; child: ChildProcess; stop(): Promise<void> }
 
@@ -44,6 +49,8 @@ const children = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL')
 })
+// Stopped (by `npm run bench`, or Ctrl-C): the replicas, the fakes and Redis go with it.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 
 async function replica(env: Record<string, string>): Promise<Replica> {
   const port = await freePort()
@@ -132,6 +139,7 @@ const median = (values: number[]) => {
 }
 
 const redis = await startRedis()
+children.add(redis.process)
 const fakes = await startFakes(Number(values['image-kb']) * 1024, (child) => children.add(child))
 const C = String(concurrency)
 const base = {
@@ -228,6 +236,16 @@ try {
 
   const cpuMedian = (mode: keyof typeof modes, kind: keyof Cpu) =>
     median(cpu[mode].map((spent) => spent[kind])).toFixed(2)
+  const cpuMsPerItemMedians = Object.fromEntries(
+    (Object.keys(modes) as Array<keyof typeof modes>).map((mode) => [
+      mode,
+      {
+        service: Number(cpuMedian(mode, 'service')),
+        redis: Number(cpuMedian(mode, 'redis')),
+        fakes: Number(cpuMedian(mode, 'fakes')),
+      },
+    ]),
+  )
   const memory = median(rates.memory)
   const one = median(rates['redis, 1 replica'])
   const two = median(rates['redis, 2 replicas'])
@@ -252,10 +270,10 @@ try {
   )
   for (const [name, value, target] of rows)
     process.stdout.write(`${(name as string).padEnd(32)}${(value as string).padEnd(44)}${target}\n`)
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
+  mkdirSync(dirname(values.out), { recursive: true })
   writeFileSync(
-    new URL('./results/fleet.json', import.meta.url),
-    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, cpuMsPerItem: cpu, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
+    values.out,
+    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, cpuMsPerItem: cpu, cpuMsPerItemMedians, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
   )
 } finally {
   stats.disconnect()

@@ -74,6 +74,20 @@ export type Figures = {
     /** What the service made of the files, and their bytes in and out. */
     outputs: { jpeg: number; png: number; reencoded: number; inBytes: number; outBytes: number }
   }
+  /**
+   * bench/fleet.ts, run as a phase: items per second of the memory mode, one replica and two on one
+   * Redis (medians of its rounds), each mode's CPU time per item, by process kind (medians).
+   */
+  fleet?: {
+    rounds: number
+    memoryItemsPerSec: number
+    oneItemsPerSec: number
+    twoItemsPerSec: number
+    ratioOne: number
+    ratioTwo: number
+    cpuMsPerItem: Record<'memory' | 'one' | 'two', { service: number; redis: number; fakes: number }>
+    redisCommandsPerItem: number
+  }
   latency?: {
     latencyMs: number
     items: number
@@ -138,6 +152,7 @@ export function targets(f: Figures): Target[] {
     check('conversion ratio sharp alone/service', f.conversion?.ratio, '>= 0.8', (v) => v >= 0.8),
     check(`${f.post?.urls ?? 1000}-URL POST median ms`, f.post?.medianMs, '<= 20', (v) => v <= 20),
     check('RSS bytes per queued item', f.memory?.queued?.bytesPerQueuedItem, '<= 1024', (v) => v <= 1024),
+    check('fleet: 1 replica / memory mode', f.fleet?.ratioOne, '>= 0.7', (v) => v >= 0.7),
   ]
 }
 
@@ -217,6 +232,21 @@ function rows(f: Figures): Array<[string, string]> {
         `${o.jpeg} JPEG, ${o.png} PNG, ${o.reencoded} re-encoded; ${mb(o.inBytes)} → ${mb(o.outBytes)}`,
       ],
       ['  RSS peak during conversion', mb(c.peakRss)],
+    )
+  }
+  const fl = f.fleet
+  if (fl) {
+    const cpu = (mode: keyof typeof fl.cpuMsPerItem) =>
+      `${fixed(fl.cpuMsPerItem[mode].service, 2)}, ${fixed(fl.cpuMsPerItem[mode].redis, 2)}, ${fixed(fl.cpuMsPerItem[mode].fakes, 2)}`
+    out.push(
+      [
+        'fleet: memory / 1 replica / 2 replicas',
+        `${fixed(fl.memoryItemsPerSec)} / ${fixed(fl.oneItemsPerSec)} / ${fixed(fl.twoItemsPerSec)} items/s (medians of ${fl.rounds})`,
+      ],
+      ['  ratio to the memory mode: 1 / 2 replicas', `${fixed(fl.ratioOne, 2)} / ${fixed(fl.ratioTwo, 2)}`],
+      ['  CPU ms/item service, Redis, fakes: memory', cpu('memory')],
+      ['  … 1 replica; 2 replicas', `${cpu('one')}; ${cpu('two')}`],
+      ['  Redis commands per item (1 replica)', fixed(fl.redisCommandsPerItem)],
     )
   }
   for (const row of f.footprint ?? []) {

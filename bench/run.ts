@@ -4,10 +4,13 @@
  * child processes (by default as the Docker image runs it: types stripped at build time), measures
  * throughput against a raw pipeline, status reads against a trivial reference server under the same
  * load, API latency and memory, what idle memory is made of (bench/footprint.ts), and the
- * conversion of large photographs against sharp alone (bench/conversion.ts), prints every figure
- * next to its target and writes bench/results/latest.json. Children die with it, however it ends.
+ * conversion of large photographs against sharp alone (bench/conversion.ts) and, when
+ * `redis-server` is on the PATH, the fleet against the memory mode (bench/fleet.ts), prints every
+ * figure next to its target and writes bench/results/latest.json. Children die with it, however
+ * it ends.
  */
-import type { ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -38,10 +41,12 @@ if (params.help) {
   process.exit(0)
 }
 
-const children: { fakes?: ChildProcess; service?: ServiceProcess } = {}
+const children: { fakes?: ChildProcess; service?: ServiceProcess; fleet?: ChildProcess } = {}
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
 function killAll(): void {
+  // bench/fleet.ts stops its replicas, fakes and Redis on SIGTERM.
+  children.fleet?.kill('SIGTERM')
   children.service?.kill()
   children.fakes?.kill('SIGKILL')
 }
@@ -140,6 +145,46 @@ async function stop(fakes: Fakes, service: ServiceProcess): Promise<void> {
   children.service = undefined
 }
 
+/**
+ * The fleet phase: bench/fleet.ts in a child of its own (its own fakes, replicas and Redis, all
+ * this benchmark's other processes stopped), with this run's sizes, rounds and checkout; its
+ * replicas run src/server.ts as `npm start` does. Its log goes to stderr. Not run, and said so, without `redis-server` on the PATH.
+ */
+async function fleet(): Promise<Figures['fleet']> {
+  if (spawnSync('redis-server', ['--version']).error !== undefined) {
+    log('fleet: no redis-server on the PATH (Debian: apt-get install redis-server), not run')
+    return undefined
+  }
+  const out = join(image.dir, 'fleet.json')
+  const { items, jobSize, concurrency, imageBytes, rounds } = params
+  const child = spawn(
+    process.execPath,
+    [
+      fileURLToPath(new URL('./fleet.ts', import.meta.url)),
+      ...['--items', String(items), '--job-size', String(jobSize), '--concurrency', String(concurrency)],
+      ...['--image-kb', String(imageBytes / 1024), '--rounds', String(rounds), '--out', out],
+      ...['--service-dir', params.serviceDir],
+    ],
+    { stdio: ['ignore', 2, 'inherit'] },
+  )
+  children.fleet = child
+  const [code] = await once(child, 'exit')
+  children.fleet = undefined
+  if (code !== 0) throw new Error(`bench/fleet.ts exited with ${code}`)
+  const result = JSON.parse(readFileSync(out, 'utf8'))
+  const cpu = result.cpuMsPerItemMedians
+  return {
+    rounds,
+    memoryItemsPerSec: result.medians.memory,
+    oneItemsPerSec: result.medians.one,
+    twoItemsPerSec: result.medians.two,
+    ratioOne: result.ratioOne,
+    ratioTwo: result.ratioTwo,
+    cpuMsPerItem: { memory: cpu.memory, one: cpu['redis, 1 replica'], two: cpu['redis, 2 replicas'] },
+    redisCommandsPerItem: result.redisCommandsPerItem,
+  }
+}
+
 async function main() {
   const started = new Date()
   const info = machine()
@@ -214,6 +259,13 @@ async function main() {
     )
   }
   fakes.close()
+  if (has('fleet')) {
+    figures.fleet = await phase(
+      'fleet: memory mode, 1 and 2 replicas on Redis',
+      fleet,
+      params.phaseTimeoutMs * params.rounds,
+    )
+  }
 
   const checks = targets(figures)
   const probe = params.probe ? summariseProbe(logs) : undefined
