@@ -9,11 +9,6 @@ import type { Config } from '../config.ts'
 import { ERRORS, isServiceError } from '../errors.ts'
 import type { JobQueue, JobStore } from '../jobs/contract.ts'
 import { formatDuration } from '../units.ts'
-
-// Not `import … from 'node:http'`: an ES import of a built-in module reads every one of its
-// exports, and `http.WebSocket`'s getter loads Node's own copy of undici (2–3 MB idle).
-const { STATUS_CODES } = process.getBuiltinModule('node:http')
-
 import { limitedAs, registerAccess } from './access.ts'
 import { IdempotencyKeys, type IdempotencyStore } from './idempotency.ts'
 import { registerOpenApi } from './openapi.ts'
@@ -21,6 +16,10 @@ import { operations } from './operations.ts'
 import { Quotas } from './quotas.ts'
 import { routes } from './routes.ts'
 import { web } from './web.ts'
+
+// Not `import … from 'node:http'`: an ES import of a built-in module reads every one of its
+// exports, and `http.WebSocket`'s getter loads Node's own copy of undici (2–3 MB idle).
+const { STATUS_CODES } = process.getBuiltinModule('node:http')
 
 export type AppDeps = {
   config: Config
