@@ -170,16 +170,16 @@ test('requests Node refuses before any route are answered in our error format, t
   const cases = [
     [
       `GET /health HTTP/1.1\r\nHost: service\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
-      431,
+      '431 Request Header Fields Too Large',
       'headers_too_large',
     ],
-    ['GET /health HTTP/9\r\n\r\n', 400, 'bad_request'],
+    ['GET /health HTTP/9\r\n\r\n', '400 Bad Request', 'bad_request'],
   ] as const
   for (const [raw, status, error] of cases) {
     const { socket, answer } = await rawClient(tcp(base))
     socket.write(raw)
     const sent = await answer
-    assert.ok(sent.startsWith(`HTTP/1.1 ${status} `), `answered: ${sent.slice(0, 200)}`)
+    assert.ok(sent.startsWith(`HTTP/1.1 ${status}\r\n`), `answered: ${sent.slice(0, 200)}`)
     assert.match(sent, /content-type: application\/json/i)
     assert.equal(JSON.parse(sent.slice(sent.indexOf('\r\n\r\n') + 4)).error, error)
   }
