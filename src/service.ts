@@ -63,6 +63,7 @@ export async function createService(config: Config, log: Logger, overrides: Serv
           downloader: overrides.downloader,
         })
       : new ThreadPipeline(settings, links, {
+          maxHeapBytes: config.pipelineMaxHeapBytes,
           onCrash: (error) =>
             log.error({ err: error }, 'the item pipeline thread stopped; its items are retried'),
         })

@@ -109,6 +109,28 @@ test('conversion, re-encoding and video limits: defaults and checks', () => {
   )
 })
 
+test("PIPELINE_MAX_HEAP_BYTES: V8's own limit by default; a limit of its own at least 64 MiB", () => {
+  assert.equal(loadConfig({}).pipelineMaxHeapBytes, 0)
+  assert.equal(loadConfig({ PIPELINE_MAX_HEAP_BYTES: '0' }).pipelineMaxHeapBytes, 0)
+  assert.equal(
+    loadConfig({ PIPELINE_MAX_HEAP_BYTES: String(512 * 1024 * 1024) }).pipelineMaxHeapBytes,
+    512 * 1024 * 1024,
+  )
+  for (const [raw, problem] of [
+    ['1048576', "to be 0 (V8's own limit) or at least 67108864 (64 MiB), got `1048576`"],
+    ['512M', 'to be an integer from 0 to 9007199254740991, got `512M`'],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ PIPELINE_MAX_HEAP_BYTES: raw }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError)
+        assert.deepEqual(error.problems, [`Expected \`PIPELINE_MAX_HEAP_BYTES\` ${problem}`])
+        return true
+      },
+    )
+  }
+})
+
 test('limits for many clients default to the documented values', () => {
   const config = loadConfig({})
   assert.equal(config.itemTimeoutMs, 30_000 + 30_000 + 60_000)

@@ -164,6 +164,22 @@ for (const [how, path, cause] of [
   })
 }
 
+test('a thread that reaches its heap limit fails its items with worker_lost; the next item gets a new thread', async (t) => {
+  const { pipeline, run, crashes } = start({
+    entry: new URL('../helpers/failing-pipeline-thread.ts', import.meta.url),
+    maxHeapBytes: 64 * 1024 * 1024,
+  })
+  t.after(() => pipeline.close())
+  const lost = await rejection(run(`${origin.url}/hoard`).outcome)
+  assert.ok(lost instanceof ServiceError)
+  assert.equal(lost.code, 'worker_lost')
+  assert.equal(lost.retryable, true)
+  assert.match(lost.message, /memory limit/)
+  assert.equal(crashes.length, 1)
+  const again = await run(`${origin.url}/img/38.png`).outcome
+  assert.match(again.link, /^https:\/\/i\.imgur\.com\//)
+})
+
 test('an idle thread ends; the next item starts another, and a conversion works in each', async (t) => {
   const { pipeline, run, crashes } = start({ idleMs: 20 })
   t.after(() => pipeline.close())
