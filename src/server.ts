@@ -56,7 +56,6 @@ if (config.fetchAllowPrivateNetworks) {
 
 const service = await createService(config, log)
 const app = buildApp({ config, log, ...service })
-await app.listen({ port: config.port, host: config.host })
 
 let stopping = false
 async function shutdown(signal: string): Promise<void> {
@@ -73,5 +72,10 @@ async function shutdown(signal: string): Promise<void> {
   log.info('stopped')
   process.exit(0)
 }
+// Before listening: a signal that arrives once the "listening" line is out must drain, not kill.
 process.once('SIGTERM', () => void shutdown('SIGTERM'))
 process.once('SIGINT', () => void shutdown('SIGINT'))
+await app.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
+  // Closed by a signal while it was binding: the shutdown under way ends the process.
+  if (!stopping) throw error
+})
