@@ -15,7 +15,8 @@ function integerArg(name: string, value: string | undefined, fallback: number): 
   return parsed
 }
 
-async function start(): Promise<Sandbox> {
+/** The sandbox and its port, from the command line; it listens once the signals are handled. */
+function create(): { sandbox: Sandbox; port: number; host: string } {
   const { values } = parseArgs({
     options: {
       port: { type: 'string', default: '3001' },
@@ -29,13 +30,11 @@ async function start(): Promise<Sandbox> {
     ...(values['public-url'] === undefined ? {} : { publicUrl: values['public-url'] }),
     latencyMs: integerArg('latency-ms', values['latency-ms'], 0),
   })
-  const url = await sandbox.listen(integerArg('port', values.port, 3001), values.host)
-  process.stdout.write(`Imgur sandbox listening on ${url}\n`)
-  return sandbox
+  return { sandbox, port: integerArg('port', values.port, 3001), host: values.host }
 }
 
 try {
-  const sandbox = await start()
+  const { sandbox, port, host } = create()
   let closing = false
   const shutdown = () => {
     if (closing) return
@@ -45,8 +44,11 @@ try {
       () => process.exit(1),
     )
   }
+  // Before the line that tells it is up: a signal sent on reading it closes, never kills.
   process.once('SIGTERM', shutdown)
   process.once('SIGINT', shutdown)
+  const url = await sandbox.listen(port, host)
+  process.stdout.write(`Imgur sandbox listening on ${url}\n`)
 } catch (error) {
   process.stderr.write(`imgur sandbox: ${error instanceof Error ? error.message : String(error)}\n`)
   process.exit(2)

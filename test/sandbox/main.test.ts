@@ -42,6 +42,14 @@ test('the standalone sandbox prints its URL, serves uploads and stops on SIGTERM
   assert.equal(output().stderr, '')
 })
 
+test('a SIGTERM sent as soon as the sandbox says it listens closes it (exit 0), never kills it', async () => {
+  const { child, firstLine, output } = run(['--port', '0'])
+  await firstLine
+  child.kill('SIGTERM')
+  const [code, signal] = await once(child, 'exit')
+  assert.deepEqual([code, signal], [0, null], output().stderr)
+})
+
 test('the standalone sandbox refuses a bad option', async () => {
   const { child, output } = run(['--latency-ms', 'soon'])
   const [code] = await once(child, 'exit')
