@@ -18,7 +18,7 @@ import { routes } from './routes.ts'
 import { web } from './web.ts'
 
 // Not `import … from 'node:http'`: an ES import of a built-in module reads every one of its
-// exports, and `http.WebSocket`'s getter loads Node's own copy of undici (2–3 MB idle).
+// exports, and `http.WebSocket`'s getter loads Node's own copy of undici (about 2 MB idle).
 const { STATUS_CODES } = process.getBuiltinModule('node:http')
 
 export type AppDeps = {
