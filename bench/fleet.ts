@@ -234,18 +234,13 @@ try {
   const perUrl = ((await used()) - before) / queued
   await (api as Replica).stop()
 
-  const cpuMedian = (mode: keyof typeof modes, kind: keyof Cpu) =>
-    median(cpu[mode].map((spent) => spent[kind])).toFixed(2)
-  const cpuMsPerItemMedians = Object.fromEntries(
-    (Object.keys(modes) as Array<keyof typeof modes>).map((mode) => [
-      mode,
-      {
-        service: Number(cpuMedian(mode, 'service')),
-        redis: Number(cpuMedian(mode, 'redis')),
-        fakes: Number(cpuMedian(mode, 'fakes')),
-      },
-    ]),
-  )
+  // Each mode's CPU time per item, by process kind: medians over the rounds.
+  const cpuMedians = Object.fromEntries(
+    (Object.keys(modes) as Array<keyof typeof modes>).map((mode) => {
+      const of = (kind: keyof Cpu) => median(cpu[mode].map((spent) => spent[kind]))
+      return [mode, { service: of('service'), redis: of('redis'), fakes: of('fakes') }]
+    }),
+  ) as Record<keyof typeof modes, Cpu>
   const memory = median(rates.memory)
   const one = median(rates['redis, 1 replica'])
   const two = median(rates['redis, 2 replicas'])
@@ -257,9 +252,9 @@ try {
       `≥ 0.7 ${one / memory >= 0.7 ? '✔' : '✘'}`,
     ],
     ['Redis commands per item', `${median(commandsPerItem).toFixed(1)} (1 replica)`, ''],
-    ...(Object.keys(modes) as Array<keyof typeof modes>).map((mode) => [
+    ...Object.entries(cpuMedians).map(([mode, { service, redis, fakes }]) => [
       `CPU ms/item, ${mode}`,
-      `service ${cpuMedian(mode, 'service')}, Redis ${cpuMedian(mode, 'redis')}, fakes ${cpuMedian(mode, 'fakes')}`,
+      `service ${service.toFixed(2)}, Redis ${redis.toFixed(2)}, fakes ${fakes.toFixed(2)}`,
       '',
     ]),
     ['redis, 2 replicas', `${two.toFixed(1)} items/s (ratio ${(two / memory).toFixed(2)})`, ''],
@@ -273,7 +268,7 @@ try {
   mkdirSync(dirname(values.out), { recursive: true })
   writeFileSync(
     values.out,
-    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, cpuMsPerItem: cpu, cpuMsPerItemMedians, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), items, jobSize, concurrency, rounds, rates, cpuMsPerItem: cpu, cpuMsPerItemMedians: cpuMedians, medians: { memory, one, two }, ratioOne: one / memory, ratioTwo: two / memory, redisCommandsPerItem: median(commandsPerItem), redisBytesPerQueuedUrl: perUrl }, null, 2)}\n`,
   )
 } finally {
   stats.disconnect()
