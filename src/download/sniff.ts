@@ -35,6 +35,8 @@ const notAnImage = (what: string) => new ServiceError('not_an_image', `not an im
  */
 export async function classify(bytes: Uint8Array): Promise<Sniffed> {
   if (bytes.length === 0) throw notAnImage('the file is empty')
+  const known = commonImage(bytes)
+  if (known) return known
   const sniffed = await fileTypeFromBuffer(bytes)
   const found = sniffed?.ext === 'bmp' && !plausibleBmp(bytes) ? undefined : sniffed
   if (found) {
@@ -67,18 +69,56 @@ export async function identify(bytes: Uint8Array): Promise<ImageType> {
   return { mime: found.mime, ext: found.ext }
 }
 
+const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
+const JPEG = [0xff, 0xd8, 0xff]
+const GIF = [0x47, 0x49, 0x46]
 /** PNG, JPEG and GIF: signatures no video container starts with. */
-const IMAGE_SIGNATURES = [
-  [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
-  [0xff, 0xd8, 0xff],
-  [0x47, 0x49, 0x46, 0x38],
-]
+const IMAGE_SIGNATURES = [PNG, JPEG, [...GIF, 0x38]]
 const startsWith = (bytes: Uint8Array, signature: number[]) => signature.every((b, i) => bytes[i] === b)
 
 /**
+ * PNG, APNG, JPEG and GIF told as file-type tells them, without its pass over every other
+ * format's signature first, which was over a third of the bytes the pipeline's thread allocated
+ * (a sampling profile under load: 38 %). It answers only where file-type would give the same
+ * answer (a property test holds it to that); anything else, JPEG-LS and odd PNGs included, goes
+ * to file-type.
+ */
+export function commonImage(bytes: Uint8Array): Sniffed | undefined {
+  if (startsWith(bytes, GIF)) return ACCEPTED.gif
+  if (startsWith(bytes, JPEG) && bytes.length > 3 && bytes[3] !== 0xf7) return ACCEPTED.jpg
+  if (startsWith(bytes, PNG)) return pngOrApng(bytes)
+  return undefined
+}
+
+const chunkType = (b: Uint8Array, at: number) =>
+  String.fromCharCode(b[at] as number, b[at + 1] as number, b[at + 2] as number, b[at + 3] as number)
+
+/**
+ * file-type's PNG walk (its detectors/png.js, for a buffer of known size): the first IDAT makes a
+ * PNG, an acTL before it an APNG. Undefined wherever that walk would end another way: a negative
+ * length, an IHDR that is not 13 bytes, another chunk before the IHDR, the end of the bytes (or a
+ * chunk past it) before an IDAT, more than 512 chunks.
+ */
+function pngOrApng(bytes: Uint8Array): Sniffed | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let header = false
+  for (let at = 8, count = 0; at + 8 < bytes.length && count < 512; count++) {
+    const length = view.getInt32(at)
+    const type = chunkType(bytes, at + 4)
+    if (length < 0 || (type === 'IHDR' && length !== 13)) return undefined
+    if (type === 'IHDR') header = true
+    if (type === 'IDAT') return ACCEPTED.png
+    if (type === 'acTL') return ACCEPTED.apng
+    if (!header && type !== 'CgBI') return undefined
+    at += 8 + length + 4
+  }
+  return undefined
+}
+
+/**
  * The video a download's first bytes announce, if any: decided before the rest is read. The
- * commonest images skip file-type here: it ran twice an item (this head, then the whole image in
- * `classify`) and was the largest allocator of the pipeline's thread, 38 % of its bytes.
+ * commonest images skip file-type here, as they do in `classify` (`commonImage`): it was the
+ * largest allocator of the pipeline's thread.
  */
 export async function sniffVideo(head: Uint8Array): Promise<Sniffed | undefined> {
   if (head.length === 0 || IMAGE_SIGNATURES.some((signature) => startsWith(head, signature))) return undefined
