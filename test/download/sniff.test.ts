@@ -153,6 +153,7 @@ describe('commonImage: PNG, APNG, JPEG and GIF without file-type', () => {
       Buffer.concat([PNG_SIGNATURE, chunk('tEXt', Buffer.from('a')), ihdr]), // a chunk before IHDR
       Buffer.concat([PNG_SIGNATURE, chunk('IHDR', Buffer.alloc(12))]), // an IHDR of the wrong size
       Buffer.concat([PNG_SIGNATURE, negative, Buffer.from('IDAT'), Buffer.alloc(8)]), // a negative length
+      // A chunk whose declared length runs past the end, before any IDAT.
       Buffer.concat([
         PNG_SIGNATURE,
         ihdr,
