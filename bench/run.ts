@@ -148,7 +148,8 @@ async function stop(fakes: Fakes, service: ServiceProcess): Promise<void> {
 /**
  * The fleet phase: bench/fleet.ts in a child of its own (its own fakes, replicas and Redis, all
  * this benchmark's other processes stopped), with this run's sizes, rounds and checkout; its
- * replicas run src/server.ts as `npm start` does. Its log goes to stderr. Not run, and said so, without `redis-server` on the PATH.
+ * replicas run src/server.ts as `npm start` does. Its log goes to stderr. Without `redis-server`
+ * on the PATH it is not run, and says so.
  */
 async function fleet(): Promise<Figures['fleet']> {
   if (spawnSync('redis-server', ['--version']).error !== undefined) {
