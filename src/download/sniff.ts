@@ -90,7 +90,8 @@ export function commonImage(bytes: Uint8Array): Sniffed | undefined {
   return undefined
 }
 
-const chunkType = (b: Uint8Array, at: number) =>
+/** The four Latin-1 characters at `at`: a PNG chunk's type, an ISO-BMFF brand. */
+const fourCC = (b: Uint8Array, at: number) =>
   String.fromCharCode(b[at] as number, b[at + 1] as number, b[at + 2] as number, b[at + 3] as number)
 
 /**
@@ -104,7 +105,7 @@ function pngOrApng(bytes: Uint8Array): Sniffed | undefined {
   let header = false
   for (let at = 8, count = 0; at + 8 < bytes.length && count < 512; count++) {
     const length = view.getInt32(at)
-    const type = chunkType(bytes, at + 4)
+    const type = fourCC(bytes, at + 4)
     if (length < 0 || (type === 'IHDR' && length !== 13)) return undefined
     if (type === 'IHDR') header = true
     if (type === 'IDAT') return ACCEPTED.png
@@ -146,11 +147,8 @@ function plausibleBmp(b: Uint8Array): boolean {
 /** The brands of an ISO-BMFF `ftyp` box (major and compatible). */
 function brands(b: Uint8Array): string[] {
   const size = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0)
-  const ascii = new TextDecoder('latin1')
   const out: string[] = []
-  for (let at = 8; at + 4 <= Math.min(size, b.length, 256); at += at === 8 ? 8 : 4) {
-    out.push(ascii.decode(b.subarray(at, at + 4)))
-  }
+  for (let at = 8; at + 4 <= Math.min(size, b.length, 256); at += at === 8 ? 8 : 4) out.push(fourCC(b, at))
   return out
 }
 
