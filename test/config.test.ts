@@ -109,8 +109,8 @@ test('conversion, re-encoding and video limits: defaults and checks', () => {
   )
 })
 
-test("PIPELINE_MAX_HEAP_BYTES: V8's own limit by default; a limit of its own at least 64 MiB", () => {
-  assert.equal(loadConfig({}).pipelineMaxHeapBytes, 0)
+test("PIPELINE_MAX_HEAP_BYTES: 2040 MiB by default; 0 for V8's own limit, else at least 64 MiB", () => {
+  assert.equal(loadConfig({}).pipelineMaxHeapBytes, 2040 * 1024 * 1024)
   assert.equal(loadConfig({ PIPELINE_MAX_HEAP_BYTES: '0' }).pipelineMaxHeapBytes, 0)
   assert.equal(
     loadConfig({ PIPELINE_MAX_HEAP_BYTES: String(512 * 1024 * 1024) }).pipelineMaxHeapBytes,

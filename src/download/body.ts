@@ -67,7 +67,8 @@ export function headBytes(head: Head): Buffer {
  * (never truncating): a gzip bomb stops after ~cap bytes of output, not after inflating. With the
  * body's length known (`length`: a Content-Length that counts decoded bytes), the bytes are copied
  * into one buffer of that size as they arrive: each chunk can be collected at once, instead of all
- * of them living on until a joined copy of the whole body is made at the end.
+ * of them living on until a joined copy of the whole body is made at the end. The buffer returned
+ * always has an ArrayBuffer of its own, shared with nothing, so that `release` may free it.
  */
 export async function collectCapped(
   chunks: AsyncIterator<Buffer>,
@@ -106,5 +107,20 @@ export async function collectCapped(
   }
   // Fewer bytes than declared: only those that arrived are handed on, never uninitialised memory.
   if (into !== undefined && parts.length === 0) return total === into.length ? into : into.subarray(0, total)
-  return Buffer.concat(parts, total)
+  // Not Buffer.concat: below 4 KiB its copy is a slice of Buffer's shared pool, which `release` must not free.
+  const joined = Buffer.allocUnsafeSlow(total)
+  let at = 0
+  for (const part of parts) at += part.copy(joined, at)
+  return joined
+}
+
+/**
+ * Frees the memory of a buffer `collectCapped` made, at once; the buffer reads as empty afterwards.
+ * For after its last use: left to the garbage collector, the bytes of an item that outlived two
+ * young-generation collections wait for a full one, and the items' bytes pile up meanwhile (README,
+ * Performance). Never while anything may still read them (a request body being written).
+ */
+export function release(bytes: Buffer): void {
+  const { buffer } = bytes
+  if (buffer instanceof ArrayBuffer && !buffer.detached) buffer.transfer(0)
 }

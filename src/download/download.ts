@@ -4,7 +4,7 @@ import type { Sniffed } from '../media.ts'
 import { formatBytes } from '../units.ts'
 import { checkHost, checkUrl, isBlockedAddress, originOf } from './address.ts'
 import { createAgent } from './agent.ts'
-import { collectCapped, decodedChunks, decoderFor, headBytes, readHead, tooLarge } from './body.ts'
+import { collectCapped, decodedChunks, decoderFor, headBytes, readHead, release, tooLarge } from './body.ts'
 import { type AddressPolicy, osLookup, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
 import { classify, sniffVideo } from './sniff.ts'
@@ -32,9 +32,12 @@ export type DownloadOptions = {
   /** Address policy when private networks are not allowed; defaults to `isBlockedAddress`. Test seam. */
   isBlocked?: (address: string) => boolean
 }
-/** An image (taken by Imgur as is, or convertible) in memory, or a video still arriving. */
+/**
+ * An image (taken by Imgur as is, or convertible) in memory, or a video still arriving. An image's
+ * `release()` frees its bytes at once, once nothing will read them again (see body.ts, `release`).
+ */
 export type Opened =
-  | { kind: 'file'; url: string; type: Sniffed; bytes: Buffer }
+  | { kind: 'file'; url: string; type: Sniffed; bytes: Buffer; release(): void }
   | { kind: 'video'; url: string; type: Sniffed; length: number | undefined; stream: VideoStream }
 export type Downloader = {
   /** Decides after the first bytes: a video is handed back as a stream, anything else is buffered. */
@@ -195,7 +198,7 @@ export function createDownloader(options: DownloadOptions): Downloader {
     const type = await classify(bytes)
     if (type.kind === 'video')
       throw new ServiceError('unsupported_format', `${type.name} videos are not accepted`)
-    return { kind: 'file' as const, url: url.href, type, bytes }
+    return { kind: 'file' as const, url: url.href, type, bytes, release: () => release(bytes) }
   }
 
   async function open(input: string, signal?: AbortSignal): Promise<Opened> {

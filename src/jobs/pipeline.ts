@@ -147,9 +147,9 @@ export type ThreadOptions = {
   entry?: URL
   /**
    * The thread's old-generation limit in bytes (PIPELINE_MAX_HEAP_BYTES; V8 counts whole MiB); 0
-   * or absent: V8's own. Under its own default V8 also lets the heap grow less between
-   * collections (1.3–2 times instead of up to 4), so the garbage of the items' bytes is collected
-   * sooner. A thread that reaches it is lost like any other.
+   * or absent: V8's own. Under 2 GiB V8 also lets the heap grow less between collections (1.3–2
+   * times instead of up to 4), so the garbage of the items' bytes is collected sooner. A thread
+   * that reaches it is lost like any other.
    */
   maxHeapBytes?: number
 }

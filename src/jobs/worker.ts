@@ -53,6 +53,7 @@ async function timed<T>(
 }
 
 type Video = Extract<Opened, { kind: 'video' }>
+type Image = Extract<Opened, { kind: 'file' }>
 
 /** What the worker reads of an item: where to download it, and the credential to upload it with. */
 export type WorkItem = Pick<WorkInput, 'target' | 'clientId'>
@@ -105,6 +106,21 @@ async function attempt(
   }
   // The host's download slot is freed as soon as the bytes are in, before converting and uploading.
   downloaded()
+  const outcome = await linkOf(deps, input, opened, signal)
+  // Nothing reads the bytes again (a retry downloads anew): freed now, they do not wait with every
+  // other item's for V8's next full collection (README, Performance). Not after a failure: an
+  // upload cut short may still be writing them.
+  opened.release()
+  return outcome
+}
+
+/** The link of an image's bytes: the one already known for them (de-duplication), or a new upload's. */
+async function linkOf(
+  deps: WorkerDeps,
+  input: WorkItem,
+  opened: Image,
+  signal: AbortSignal,
+): Promise<Outcome> {
   const { bytes } = opened
   const hash = `${deps.imgur.credentialKey(input.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
   for (let known = deps.uploads.get(hash); known !== undefined; known = deps.uploads.get(hash)) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { test } from 'node:test'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
-import { collectCapped, decodedChunks, decoderFor, headBytes } from '../../src/download/body.ts'
+import { collectCapped, decodedChunks, decoderFor, headBytes, release } from '../../src/download/body.ts'
 
 const read = (bytes: Buffer, encoding: string | undefined, maxBytes = 1024) =>
   collectCapped(
@@ -83,4 +83,27 @@ test('the head is sniffed as it is when it is one chunk, joined when it is sever
   assert.equal(headBytes({ chunks: [one], size: one.length, done: false }), one)
   const joined = headBytes({ chunks: [Buffer.from('two '), Buffer.from('chunks')], size: 10, done: false })
   assert.equal(joined.toString(), 'two chunks')
+})
+
+test('every collected body has an ArrayBuffer of its own, which release frees at once', async () => {
+  const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251))
+  const bodies = [
+    await sized([bytes.subarray(0, 100)], [bytes.subarray(100)], 3000, 4096), // one buffer of the declared size
+    await sized([bytes.subarray(0, 100)], [bytes.subarray(100)], 4000, 4096), // fewer bytes than declared
+    await sized([bytes.subarray(0, 100)], [bytes.subarray(100)], 1000, 4096), // more bytes than declared
+    await sized([bytes.subarray(0, 100)], [bytes.subarray(100)], undefined, 4096), // no length: joined
+    await sized([bytes.subarray(0, 10)], [], undefined), // a body smaller than Buffer's pool slices
+  ]
+  // A neighbour from Buffer's shared pool, which a pooled body would have shared memory with.
+  const neighbour = Buffer.from('in the shared pool')
+  for (const body of bodies) {
+    assert.ok(body.length > 0)
+    assert.equal(body.buffer.byteLength >= body.length, true)
+    assert.notEqual(body.buffer, neighbour.buffer, 'never a slice of the shared pool')
+    release(body)
+    assert.equal(body.length, 0, 'the body reads as empty')
+    assert.equal(body.buffer.byteLength, 0, 'its memory is gone')
+    release(body) // twice is harmless
+  }
+  assert.equal(neighbour.toString(), 'in the shared pool')
 })
