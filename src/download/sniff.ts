@@ -1,6 +1,15 @@
-import { fileTypeFromBuffer } from 'file-type'
 import { ServiceError } from '../errors.ts'
 import { type FileKind, type ImageType, refusedImage, type Sniffed } from '../media.ts'
+
+/**
+ * file-type's answer, the module loaded with the first bytes `commonImage` cannot tell: until
+ * then the pipeline's thread does without its code (about 1.3 MB of heap, which every full
+ * collection of the thread would mark).
+ */
+async function fileTypeOf(bytes: Uint8Array) {
+  const { fileTypeFromBuffer } = await import('file-type')
+  return fileTypeFromBuffer(bytes)
+}
 
 const of = (kind: FileKind, mime: string, ext: string, name: string): Sniffed => ({ kind, mime, ext, name })
 
@@ -37,7 +46,7 @@ export async function classify(bytes: Uint8Array): Promise<Sniffed> {
   if (bytes.length === 0) throw notAnImage('the file is empty')
   const known = commonImage(bytes)
   if (known) return known
-  const sniffed = await fileTypeFromBuffer(bytes)
+  const sniffed = await fileTypeOf(bytes)
   const found = sniffed?.ext === 'bmp' && !plausibleBmp(bytes) ? undefined : sniffed
   if (found) {
     const accepted = ACCEPTED[found.ext]
@@ -123,7 +132,7 @@ function pngOrApng(bytes: Uint8Array): Sniffed | undefined {
  */
 export async function sniffVideo(head: Uint8Array): Promise<Sniffed | undefined> {
   if (head.length === 0 || IMAGE_SIGNATURES.some((signature) => startsWith(head, signature))) return undefined
-  const found = await fileTypeFromBuffer(head).catch(() => undefined)
+  const found = await fileTypeOf(head).catch(() => undefined)
   const known = found && ACCEPTED[found.ext]
   return known?.kind === 'video' ? known : undefined
 }

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { fileTypeFromBuffer } from 'file-type'
@@ -282,4 +286,37 @@ describe('test image builders', () => {
     assert.equal(png(3, { padTo: 4096 }).length, 4096)
     assert.throws(() => png(3, { padTo: 10 }), RangeError)
   })
+})
+
+/** The npm packages a child loads while it sniffs the images `make` (test/helpers/images.ts) makes. */
+function packagesLoadedSniffing(make: string): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'sniff-loaded-'))
+  try {
+    const file = join(dir, 'packages')
+    const script = `
+      import { classify, sniffVideo } from ${JSON.stringify(new URL('../../src/download/sniff.ts', import.meta.url).href)}
+      import * as images from ${JSON.stringify(new URL('../helpers/images.ts', import.meta.url).href)}
+      for (const bytes of ${make}) {
+        await sniffVideo(bytes.subarray(0, 64))
+        await classify(bytes)
+      }`
+    const child = spawnSync(
+      process.execPath,
+      ['--import', './test/helpers/loaded-packages.ts', '--input-type=module', '-e', script],
+      { env: { ...process.env, LOADED_PACKAGES_FILE: file }, encoding: 'utf8' },
+    )
+    assert.equal(child.status, 0, child.stderr)
+    return readFileSync(file, 'utf8').split('\n')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('file-type is loaded with the first bytes commonImage cannot tell, not before', () => {
+  // Its code would be heap that every full collection of the pipeline's thread marks.
+  const common = packagesLoadedSniffing(
+    '[images.png(1), images.jpeg(2), images.gif(3), images.png(4, { animated: true })]',
+  )
+  assert.ok(!common.includes('file-type'), `loaded: ${common.join(', ')}`)
+  assert.ok(packagesLoadedSniffing('[images.png(1), images.tiff(5)]').includes('file-type'))
 })
