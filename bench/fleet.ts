@@ -21,7 +21,15 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { startRedis } from '../test/helpers/redis.ts'
-import { cpuMs, freePort, startFakes } from './processes.ts'
+import {
+  cpuMs,
+  describeThreads,
+  freePort,
+  startFakes,
+  type ThreadCpu,
+  threadCpuMs,
+  threadCpuPerItem,
+} from './processes.ts'
 
 const { values } = parseArgs({
   options: {
@@ -176,8 +184,11 @@ const rates: Record<keyof typeof modes, number[]> = {
   'redis, 1 replica': [],
   'redis, 2 replicas': [],
 }
-/** CPU time per item, by process kind, for each round of each mode: where a mode's time goes. */
-type Cpu = { service: number; redis: number; fakes: number }
+/**
+ * CPU time per item, by process kind, for each round of each mode: where a mode's time goes; and
+ * the service's by thread (the replicas' summed).
+ */
+type Cpu = { service: number; redis: number; fakes: number; serviceThreads: ThreadCpu }
 const cpu: Record<keyof typeof modes, Cpu[]> = {
   memory: [],
   'redis, 1 replica': [],
@@ -196,23 +207,38 @@ try {
       await run(started, fakes.origin, 1e9 + seed).catch(() => 0)
       seed += items
       const before = await commandsRun()
-      const cpuNow = (): Cpu => ({
+      const cpuNow = () => ({
         service: started.reduce((sum, one) => sum + cpuMs(one.child.pid as number), 0),
         redis: cpuMs(redisPid),
         fakes: cpuMs(fakes.pid),
+        threads: started.map((one) => threadCpuMs(one.child.pid as number)),
       })
       const cpuBefore = cpuNow()
       const rate = await run(started, fakes.origin, seed)
       const cpuAfter = cpuNow()
-      const spent = (kind: keyof Cpu) => (cpuAfter[kind] - cpuBefore[kind]) / items
-      cpu[mode].push({ service: spent('service'), redis: spent('redis'), fakes: spent('fakes') })
+      const spent = (kind: 'service' | 'redis' | 'fakes') => (cpuAfter[kind] - cpuBefore[kind]) / items
+      const threads = started
+        .map((_, i) =>
+          threadCpuPerItem(cpuBefore.threads[i] as ThreadCpu, cpuAfter.threads[i] as ThreadCpu, items),
+        )
+        .reduce((a, b) => ({
+          main: a.main + b.main,
+          pipeline: a.pipeline + b.pipeline,
+          v8Helpers: a.v8Helpers + b.v8Helpers,
+        }))
+      cpu[mode].push({
+        service: spent('service'),
+        redis: spent('redis'),
+        fakes: spent('fakes'),
+        serviceThreads: threads,
+      })
       // Status reads of the waiting loop included: a few per job, against ten or so per item.
       if (mode === 'redis, 1 replica') commandsPerItem.push(((await commandsRun()) - before) / items)
       seed += items
       rates[mode].push(rate)
       const spentNow = cpu[mode].at(-1) as Cpu
       process.stderr.write(
-        `round ${round + 1} ${mode}: ${rate.toFixed(1)} items/s; CPU ms/item service ${spentNow.service.toFixed(2)}, Redis ${spentNow.redis.toFixed(2)}, fakes ${spentNow.fakes.toFixed(2)}\n`,
+        `round ${round + 1} ${mode}: ${rate.toFixed(1)} items/s; CPU ms/item service ${spentNow.service.toFixed(2)} (${describeThreads(spentNow.serviceThreads)}), Redis ${spentNow.redis.toFixed(2)}, fakes ${spentNow.fakes.toFixed(2)}\n`,
       )
       await Promise.all(started.map((one) => one.stop()))
     }
@@ -237,8 +263,14 @@ try {
   // Each mode's CPU time per item, by process kind: medians over the rounds.
   const cpuMedians = Object.fromEntries(
     (Object.keys(modes) as Array<keyof typeof modes>).map((mode) => {
-      const of = (kind: keyof Cpu) => median(cpu[mode].map((spent) => spent[kind]))
-      return [mode, { service: of('service'), redis: of('redis'), fakes: of('fakes') }]
+      const of = (kind: 'service' | 'redis' | 'fakes') => median(cpu[mode].map((spent) => spent[kind]))
+      const thread = (kind: keyof ThreadCpu) => median(cpu[mode].map((spent) => spent.serviceThreads[kind]))
+      const serviceThreads = {
+        main: thread('main'),
+        pipeline: thread('pipeline'),
+        v8Helpers: thread('v8Helpers'),
+      }
+      return [mode, { service: of('service'), redis: of('redis'), fakes: of('fakes'), serviceThreads }]
     }),
   ) as Record<keyof typeof modes, Cpu>
   const memory = median(rates.memory)

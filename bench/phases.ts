@@ -8,10 +8,14 @@ import type { Params } from './args.ts'
 import {
   cpuMs,
   describeParts,
+  describeThreads,
   type Fakes,
   type RssParts,
   readRssParts,
   type ServiceProcess,
+  type ThreadCpu,
+  threadCpuMs,
+  threadCpuPerItem,
 } from './processes.ts'
 import { forkRawPipeline, type RawPipeline } from './raw.ts'
 import { startReference } from './reference.ts'
@@ -33,6 +37,8 @@ export type Round = {
   /** What the round's peak RSS was made of (read at, or within a MiB of, the peak). */
   peakParts: RssParts
   cpuMsPerItem: { raw: number; fakesDuringRaw: number; service: number; fakesDuringService: number }
+  /** The service's CPU per item by thread (the rest of its threads spend next to nothing). */
+  serviceThreadsMsPerItem: ThreadCpu
 }
 
 let nextSeed = 1
@@ -130,20 +136,29 @@ export async function throughput(ctx: Context): Promise<{ figures: Figures['thro
     const rawFakesCpu = cpuMs(fakes.pid) - fakesCpu
     const stop = sampleRss(service)
     const serviceCpu = cpuMs(service.pid)
+    const threadsBefore = threadCpuMs(service.pid)
     fakesCpu = cpuMs(fakes.pid)
     const run = await serviceRun(ctx, params.items)
     const peak = stop()
+    const threads = threadCpuPerItem(threadsBefore, threadCpuMs(service.pid), params.items)
     const cpu = {
       raw: perItem((rawCpu.user + rawCpu.system) / 1000),
       fakesDuringRaw: perItem(rawFakesCpu),
       service: perItem(cpuMs(service.pid) - serviceCpu),
       fakesDuringService: perItem(cpuMs(fakes.pid) - fakesCpu),
     }
-    rounds.push({ rawMs, serviceMs: run.ms, peakRss: peak.rss, peakParts: peak.parts, cpuMsPerItem: cpu })
+    rounds.push({
+      rawMs,
+      serviceMs: run.ms,
+      peakRss: peak.rss,
+      peakParts: peak.parts,
+      cpuMsPerItem: cpu,
+      serviceThreadsMsPerItem: threads,
+    })
     log(
       `  round ${round + 1}: raw ${rawMs.toFixed(0)} ms, service ${run.ms} ms, peak RSS ${(peak.rss / 2 ** 20).toFixed(1)} MB ` +
         `(${describeParts(peak.parts)}); ` +
-        `CPU ms/item raw ${cpu.raw.toFixed(2)} (fakes ${cpu.fakesDuringRaw.toFixed(2)}), service ${cpu.service.toFixed(2)} (fakes ${cpu.fakesDuringService.toFixed(2)})`,
+        `CPU ms/item raw ${cpu.raw.toFixed(2)} (fakes ${cpu.fakesDuringRaw.toFixed(2)}), service ${cpu.service.toFixed(2)} (${describeThreads(threads)}; fakes ${cpu.fakesDuringService.toFixed(2)})`,
     )
   }
   const rawMs = Math.min(...rounds.map((r) => r.rawMs))

@@ -4,7 +4,16 @@
  * memory and CPU time read from /proc.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process'
-import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -95,6 +104,42 @@ export function cpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
+
+/** The threads `threadCpuMs` tells apart, by the names Node gives them. */
+export const THREADS = { MainThread: 'main', WorkerThread: 'pipeline', V8Worker: 'v8Helpers' } as const
+export type ThreadCpu = Record<(typeof THREADS)[keyof typeof THREADS], number>
+
+/**
+ * CPU time (user + system, ms) of a process's main thread, its worker threads (the service's item
+ * pipeline) and V8's helper threads (concurrent marking and sweeping, background compiles), from
+ * /proc/<pid>/task: where an item's CPU goes, which a process total hides.
+ */
+export function threadCpuMs(pid: number): ThreadCpu {
+  const spent: ThreadCpu = { main: 0, pipeline: 0, v8Helpers: 0 }
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) as keyof typeof THREADS
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const kind = THREADS[name]
+    if (kind) spent[kind] += (Number(fields[11]) + Number(fields[12])) * 10
+  }
+  return spent
+}
+
+/** CPU per item of each kind of thread between two readings of `threadCpuMs`. */
+export const threadCpuPerItem = (before: ThreadCpu, after: ThreadCpu, items: number): ThreadCpu => ({
+  main: (after.main - before.main) / items,
+  pipeline: (after.pipeline - before.pipeline) / items,
+  v8Helpers: (after.v8Helpers - before.v8Helpers) / items,
+})
+
+export const describeThreads = (cpu: ThreadCpu) =>
+  `main ${cpu.main.toFixed(2)}, pipeline ${cpu.pipeline.toFixed(2)}, V8 helpers ${cpu.v8Helpers.toFixed(2)}`
 
 /**
  * The checkout as the Docker image holds it: src/ stripped to plain .js (scripts/strip-types.ts, as
