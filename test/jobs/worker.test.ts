@@ -5,6 +5,7 @@ import { createDownloader, type Downloader, type Opened } from '../../src/downlo
 import { createImgurClient } from '../../src/imgur/client.ts'
 import { Uploads } from '../../src/jobs/uploads.ts'
 import { processItem, type WorkerDeps } from '../../src/jobs/worker.ts'
+import { PREPARE_OPTIONS } from '../helpers/formats.ts'
 import { png } from '../helpers/images.ts'
 import { type Origin, startOrigin } from '../helpers/origin.ts'
 import { classic, type FakeImgur, formOf, startFakeImgur, success } from '../imgur/fake-imgur.ts'
@@ -50,14 +51,7 @@ function worker() {
   const deps: WorkerDeps = {
     downloader,
     imgur: client,
-    preparer: createPreparer({
-      maxImageBytes: 1024 * 1024,
-      convertUnsupported: false,
-      reencodeOversized: false,
-      maxInputPixels: 1_000_000,
-      concurrency: 1,
-      timeoutMs: 5000,
-    }),
+    preparer: createPreparer(PREPARE_OPTIONS),
     uploads: new Uploads(100),
     itemTimeoutMs: 10_000,
   }
