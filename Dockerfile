@@ -22,10 +22,7 @@ RUN node --no-warnings scripts/strip-types.ts src dist
 FROM node:24-bookworm-slim
 # Two malloc arenas instead of one per thread (libuv, V8 and libvips threads): the same work with
 # less memory held (-7 MB idle, -14 MB peak RSS in the benchmark; glibc reads it before main()).
-# A trim threshold pinned at glibc's default 128 KiB (set, glibc no longer raises it after freeing
-# large blocks): the free top of each arena goes back to the system (malloc's share of the peak
-# 24-28 MB instead of 28-36 MB in the benchmark, the same CPU).
-ENV HOST=0.0.0.0 PORT=3000 SANDBOX_PORT=3001 MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072
+ENV HOST=0.0.0.0 PORT=3000 SANDBOX_PORT=3001 MALLOC_ARENA_MAX=2
 WORKDIR /app
 # Owned by root and only readable by the `node` user: the process cannot rewrite its own code.
 COPY --from=deps /app/node_modules ./node_modules

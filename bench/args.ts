@@ -49,8 +49,8 @@ const OPTIONS = {
     'image: src/ stripped to .js and run as the Docker image runs it; start: src/server.ts as npm start runs it',
   ],
   'service-env': [
-    'MALLOC_ARENA_MAX=2,MALLOC_TRIM_THRESHOLD_=131072',
-    'extra environment of the service, NAME=value,… (the Docker image sets these); empty: none',
+    'MALLOC_ARENA_MAX=2',
+    'extra environment of the service, NAME=value,… (the Docker image sets this one); empty: none',
   ],
   'service-node-options': [
     // The flag `npm start` and the Docker image run the service with.
