@@ -59,7 +59,7 @@ export type Config = Readonly<{
   /**
    * The item pipeline thread's old-generation limit in bytes (V8 counts whole MiB); 0: V8's own
    * (a share of the machine's memory). Under 2 GiB a limit also makes V8 collect the thread's
-   * garbage sooner: the lower the limit, the lower the peak and the more CPU.
+   * garbage sooner, and the lower it is the more often (README, Performance).
    */
   pipelineMaxHeapBytes: number
   /** Imgur budgets (per credential) remembered (least recently used dropped first). */
