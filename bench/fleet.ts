@@ -211,26 +211,17 @@ try {
         service: started.reduce((sum, one) => sum + cpuMs(one.child.pid as number), 0),
         redis: cpuMs(redisPid),
         fakes: cpuMs(fakes.pid),
-        threads: started.map((one) => threadCpuMs(one.child.pid as number)),
+        threads: threadCpuMs(...started.map((one) => one.child.pid as number)),
       })
       const cpuBefore = cpuNow()
       const rate = await run(started, fakes.origin, seed)
       const cpuAfter = cpuNow()
       const spent = (kind: 'service' | 'redis' | 'fakes') => (cpuAfter[kind] - cpuBefore[kind]) / items
-      const threads = started
-        .map((_, i) =>
-          threadCpuPerItem(cpuBefore.threads[i] as ThreadCpu, cpuAfter.threads[i] as ThreadCpu, items),
-        )
-        .reduce((a, b) => ({
-          main: a.main + b.main,
-          pipeline: a.pipeline + b.pipeline,
-          v8Helpers: a.v8Helpers + b.v8Helpers,
-        }))
       cpu[mode].push({
         service: spent('service'),
         redis: spent('redis'),
         fakes: spent('fakes'),
-        serviceThreads: threads,
+        serviceThreads: threadCpuPerItem(cpuBefore.threads, cpuAfter.threads, items),
       })
       // Status reads of the waiting loop included: a few per job, against ten or so per item.
       if (mode === 'redis, 1 replica') commandsPerItem.push(((await commandsRun()) - before) / items)

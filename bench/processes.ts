@@ -110,23 +110,25 @@ export const THREADS = { MainThread: 'main', WorkerThread: 'pipeline', V8Worker:
 export type ThreadCpu = Record<(typeof THREADS)[keyof typeof THREADS], number>
 
 /**
- * CPU time (user + system, ms) of a process's main thread, its worker threads (the service's item
- * pipeline) and V8's helper threads (concurrent marking and sweeping, background compiles), from
- * /proc/<pid>/task: where an item's CPU goes, which a process total hides.
+ * CPU time (user + system, ms) of processes' main threads, worker threads (the service's item
+ * pipeline) and V8's helper threads (concurrent marking and sweeping, background compiles), summed
+ * over `pids`, from /proc/<pid>/task: where an item's CPU goes, which a process total hides.
  */
-export function threadCpuMs(pid: number): ThreadCpu {
+export function threadCpuMs(...pids: number[]): ThreadCpu {
   const spent: ThreadCpu = { main: 0, pipeline: 0, v8Helpers: 0 }
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    } catch {
-      continue // the thread ended meanwhile
+  for (const pid of pids) {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      } catch {
+        continue // the thread ended meanwhile
+      }
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) as keyof typeof THREADS
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const kind = THREADS[name]
+      if (kind) spent[kind] += (Number(fields[11]) + Number(fields[12])) * 10
     }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) as keyof typeof THREADS
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const kind = THREADS[name]
-    if (kind) spent[kind] += (Number(fields[11]) + Number(fields[12])) * 10
   }
   return spent
 }
