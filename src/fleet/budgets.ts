@@ -36,7 +36,7 @@ import {
   UPLOAD_COST,
 } from '../budgets.ts'
 import { ServiceError } from '../errors.ts'
-import { raceSignal } from '../signals.ts'
+import { withTimeout } from '../signals.ts'
 import { applied, applyScript, type Held, on429Script, readHash, reserveScript } from './budget-scripts.ts'
 
 /** How long Redis keeps an entry past the latest reset, block or lease it holds. */
@@ -207,10 +207,7 @@ export class RedisBudgets {
     ]
     let reply: unknown
     try {
-      reply = await raceSignal(
-        reserveScript(this.#redis, this.#redisKeys(key), args),
-        AbortSignal.timeout(this.#timeoutMs),
-      )
+      reply = await withTimeout(reserveScript(this.#redis, this.#redisKeys(key), args), this.#timeoutMs)
     } catch (error) {
       // Unanswered is not undone: the script may still run. What it carried waits again, and its
       // own reservation is withdrawn with it (if Redis is away, its lease ends it).

@@ -6,6 +6,11 @@
  * listener hears each version at most once and in order, may miss intermediate ones, and is
  * never called after its unsubscribe. A listener that throws is a bug and surfaces as an
  * unhandled rejection, as it would have thrown into a transition of the memory store.
+ *
+ * The channel is listened to only while some job is watched (`watching`): every settled item
+ * publishes, and a replica that nobody watches through would otherwise be woken by each of them.
+ * Messages published before the subscription holds are missed; the store calls `missed()` once it
+ * holds, so a watch started meanwhile reads its job then.
  */
 import type { JobView } from '../jobs/contract.ts'
 
@@ -15,9 +20,20 @@ type Watch = { listeners: Set<Listener>; delivered: number; reading: boolean; ag
 export class Changes {
   readonly #watches = new Map<string, Watch>()
   readonly #read: (id: string) => Promise<JobView | undefined>
+  readonly #watching: (watching: boolean) => void
 
-  constructor(read: (id: string) => Promise<JobView | undefined>) {
+  /** `watching`: told when the first job is watched (true) and when the last stops being (false). */
+  constructor(
+    read: (id: string) => Promise<JobView | undefined>,
+    watching: (watching: boolean) => void = () => {},
+  ) {
     this.#read = read
+    this.#watching = watching
+  }
+
+  /** Whether some job is watched. */
+  get watching(): boolean {
+    return this.#watches.size > 0
   }
 
   subscribe(id: string, listener: Listener): () => void {
@@ -25,12 +41,16 @@ export class Changes {
     if (watch === undefined) {
       watch = { listeners: new Set(), delivered: -1, reading: false, again: false }
       this.#watches.set(id, watch)
+      if (this.#watches.size === 1) this.#watching(true)
     }
     const own = watch
     own.listeners.add(listener)
     return () => {
       own.listeners.delete(listener)
-      if (own.listeners.size === 0 && this.#watches.get(id) === own) this.#watches.delete(id)
+      if (own.listeners.size === 0 && this.#watches.get(id) === own) {
+        this.#watches.delete(id)
+        if (this.#watches.size === 0) this.#watching(false)
+      }
     }
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import type { Work } from '../jobs/contract.ts'
 import type { RetryPolicy } from '../jobs/retry.ts'
-import { raceSignal } from '../signals.ts'
+import { withTimeout } from '../signals.ts'
 import { RedisBudgets } from './budgets.ts'
 import { RedisIdempotencyKeys } from './idempotency.ts'
 import { FleetQueue } from './queue.ts'
@@ -99,9 +99,7 @@ export async function joinFleet(config: Config, log: Logger) {
     async close(): Promise<void> {
       // Budget readings, released reservations and links still waiting: the other replicas need
       // them now. Bounded, so a Redis that is away cannot hold up the shutdown.
-      await raceSignal(Promise.all([budgets.flush(), uploads.flush()]), AbortSignal.timeout(1_000)).catch(
-        () => {},
-      )
+      await withTimeout(Promise.all([budgets.flush(), uploads.flush()]), 1_000).catch(() => {})
       await store.close()
       workerRedis?.disconnect()
       redis.disconnect()

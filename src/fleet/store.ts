@@ -68,7 +68,10 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
   readonly #keys: ReturnType<typeof keys>
   readonly #now: () => number
   readonly #run: RunScript
-  readonly #changes = new Changes((id) => this.get(id))
+  readonly #changes = new Changes(
+    (id) => this.get(id),
+    (watching) => this.#listen(watching),
+  )
   readonly #reconnected = () => void this.#claimEpoch().catch(() => {})
   #epoch = ''
   #reclaiming: NodeJS.Timeout | undefined
@@ -104,15 +107,17 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
     const store = new RedisJobStore(redis, subscriber, options)
     try {
       await subscriber.connect()
-      await subscriber.subscribe(store.#keys.changed)
       await store.#claimEpoch()
     } catch (error) {
       subscriber.disconnect()
       throw unavailable(error)
     }
     subscriber.on('message', (_channel: string, message: string) => store.#changes.heard(message))
-    // Resubscribed after a reconnection: what changed meanwhile is read again.
-    subscriber.on('ready', () => store.#changes.missed())
+    // After a reconnection (or a subscription that failed while Redis was away): subscribed
+    // again, then what changed meanwhile is read.
+    subscriber.on('ready', () => {
+      if (store.#changes.watching) store.#listen(true)
+    })
     redis.on('ready', store.#reconnected)
     store.#reclaiming = setInterval(() => void store.reclaim().catch(() => {}), RECLAIM_EVERY_MS)
     store.#reclaiming.unref()
@@ -235,6 +240,22 @@ export class RedisJobStore extends EventEmitter<StoreEvents> implements JobStore
     this.#changes.clear()
     this.#redis.off('ready', this.#reconnected)
     await this.#subscriber.quit().catch(() => this.#subscriber.disconnect())
+  }
+
+  /**
+   * Listens to the changes channel while some job is watched (see changes.ts). Once the
+   * subscription holds, the watched jobs are read: a change published before it was missed.
+   */
+  #listen(watching: boolean): void {
+    const channel = this.#keys.changed
+    if (!watching) {
+      this.#subscriber.unsubscribe(channel).catch(() => {})
+      return
+    }
+    this.#subscriber.subscribe(channel).then(
+      () => this.#changes.missed(),
+      () => {},
+    )
   }
 
   async #settle(jobId: string, index: number, state: 'c' | 'f', fields: string): Promise<boolean> {

@@ -17,7 +17,7 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Known } from '../jobs/uploads.ts'
-import { raceSignal } from '../signals.ts'
+import { withTimeout } from '../signals.ts'
 
 const DAY = 86_400_000
 
@@ -83,7 +83,7 @@ export class SharedUploads {
     if (unwritten !== undefined) return unwritten
     let raw: string | null
     try {
-      raw = await raceSignal(this.#redis.get(`${this.#base}${key}`), AbortSignal.timeout(this.#timeoutMs))
+      raw = await withTimeout(this.#redis.get(`${this.#base}${key}`), this.#timeoutMs)
     } catch (error) {
       this.#log.warn({ err: error, key }, 'shared upload not read from Redis')
       return undefined
@@ -121,7 +121,7 @@ export class SharedUploads {
     for (const [key, known] of batch) pipeline.set(key, JSON.stringify(known), 'PX', this.#ttlMs)
     const keys = batch.map(([key]) => key.slice(this.#base.length))
     try {
-      const replies = await raceSignal(pipeline.exec(), AbortSignal.timeout(this.#timeoutMs))
+      const replies = await withTimeout(pipeline.exec(), this.#timeoutMs)
       const failed = keys.filter((_, i) => replies?.[i]?.[0] !== null)
       if (failed.length > 0) {
         const error = replies?.find(([failure]) => failure !== null)?.[0]

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { after, before, type TestContext, test } from 'node:test'
 import { isServiceError } from '../../src/errors.ts'
-import { connectRedis } from '../../src/fleet/redis.ts'
+import { connectRedis, whenReady } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
 import type { JobStore, JobView } from '../../src/jobs/contract.ts'
 import { completeItem, createJob, failItem, settleAlbum, startItem } from '../../src/jobs/model.ts'
@@ -56,7 +56,7 @@ async function fleet(t: TestContext) {
   const a = await replica(server.url, prefix)
   const b = await replica(server.url, prefix)
   t.after(() => Promise.all([a.close(), b.close()]))
-  return { a: a.store, b: b.store }
+  return { a: a.store, b: b.store, prefix }
 }
 
 function job(count: number, options: Parameters<typeof createJob>[2] = {}) {
@@ -216,6 +216,38 @@ test('transitions stay atomic under concurrency: counters exact, each link once'
   assert.equal(links.length, new Set(links).size, 'each link once')
   assert.deepEqual(new Set(links), uploaded)
   assert.deepEqual(seen.get(added.id), ['complete'])
+})
+
+test('a replica listens to the changes channel only while it watches a job', async (t) => {
+  const { a, b, prefix } = await fleet(t)
+  const probe = connectRedis(server.url)
+  t.after(() => probe.quit())
+  await whenReady(probe)
+  const listeners = async () => ((await probe.pubsub('NUMSUB', `${prefix}:changed`)) as [string, number])[1]
+  const until = async (count: number, what: string) => {
+    for (const deadline = Date.now() + 5_000; (await listeners()) !== count; ) {
+      assert.ok(Date.now() < deadline, what)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+  const added = job(2)
+  await a.add(added)
+  assert.equal(await listeners(), 0, 'nobody watches: no replica is woken by each change')
+  // Published before the subscription holds (here, before the watch): the job is read once it holds.
+  await b.complete(added.id, 0, { link: link(1), reused: false })
+  assert.equal((await heard(a, added.id, 1)).items[0]?.state, 'complete')
+  await until(0, 'heard, the watch ended and so did the subscription')
+  const versions: number[] = []
+  const stop = a.subscribe(added.id, (view) => versions.push(view.version))
+  await until(1, 'subscribed again while watched')
+  await b.fail(added.id, 1, { code: 'download_timeout', message: 'too slow' })
+  const settled = (await b.get(added.id))?.version as number
+  for (const deadline = Date.now() + 5_000; versions.at(-1) !== settled; ) {
+    assert.ok(Date.now() < deadline, `version ${settled} heard, got ${versions}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  stop()
+  await until(0, 'unsubscribed once nothing is watched')
 })
 
 test('without Redis operations fail fast with store_unavailable, and work again once it is back', async (t) => {
