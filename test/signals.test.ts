@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { withTimeout } from '../src/signals.ts'
+import { anySignal, withTimeout } from '../src/signals.ts'
 
 test('withTimeout settles as its promise does, and clears its timer then', async (t) => {
   const set = t.mock.method(globalThis, 'setTimeout')
@@ -30,4 +31,40 @@ test('withTimeout rejects with a TimeoutError when its promise is late, which ke
   })
   assert.equal(finished, false)
   assert.equal(await late, 'late')
+})
+
+test('anySignal aborts with the reason of the first source that aborts, then lets go of them all', () => {
+  const first = new AbortController()
+  const second = new AbortController()
+  const either = anySignal([first.signal, second.signal])
+  assert.equal(getEventListeners(first.signal, 'abort').length, 1)
+  assert.equal(either.signal.aborted, false)
+  second.abort(new Error('second'))
+  assert.equal(either.signal.aborted, true)
+  assert.equal((either.signal.reason as Error).message, 'second')
+  assert.equal(getEventListeners(first.signal, 'abort').length, 0, 'nothing left on the other source')
+  first.abort(new Error('first'))
+  assert.equal((either.signal.reason as Error).message, 'second')
+})
+
+test('anySignal is aborted at once by a source aborted already, and listens to none', () => {
+  const live = new AbortController()
+  const either = anySignal([live.signal, AbortSignal.abort(new Error('before'))])
+  assert.equal(either.signal.aborted, true)
+  assert.equal((either.signal.reason as Error).message, 'before')
+  assert.equal(getEventListeners(live.signal, 'abort').length, 0)
+})
+
+test('anySignal disposed leaves a long-lived source as it found it', () => {
+  const shutdown = new AbortController()
+  for (let item = 0; item < 100; item += 1) {
+    const either = anySignal([shutdown.signal, new AbortController().signal])
+    either.dispose()
+    either.dispose()
+  }
+  assert.equal(getEventListeners(shutdown.signal, 'abort').length, 0)
+  const either = anySignal([shutdown.signal])
+  either.dispose()
+  shutdown.abort()
+  assert.equal(either.signal.aborted, false, 'disposed: it follows its sources no more')
 })

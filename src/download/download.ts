@@ -206,17 +206,16 @@ export function createDownloader(options: DownloadOptions): Downloader {
     const url = URL.parse(input)
     if (!url) throw new ServiceError('download_bad_url', 'not a valid URL')
     checkUrl(url, 'download_bad_url')
-    const deadline = createDeadline(options.timeoutMs)
+    const deadline = createDeadline(options.timeoutMs, signal)
     const state = { url, reading: false }
     const fail = (error: unknown) => {
       if (signal?.aborted) return new ServiceError('cancelled', 'download cancelled', { cause: error })
       if (isServiceError(error)) return error
-      return classifyError(error, { ...state, timeoutMs: deadline.ms, timedOut: deadline.signal.aborted })
+      return classifyError(error, { ...state, timeoutMs: deadline.ms, timedOut: deadline.timedOut })
     }
     let streaming = false
     try {
-      const combined = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal
-      const opened = await read(await fetchFollowing(url, combined, state), { state, deadline }, fail)
+      const opened = await read(await fetchFollowing(url, deadline.signal, state), { state, deadline }, fail)
       streaming = opened.kind === 'video'
       return opened
     } catch (error) {

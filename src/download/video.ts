@@ -62,15 +62,31 @@ export function videoStream(
   }
 }
 
-/** A total deadline that can be moved once the download turns out to be a (longer) video. */
-export function createDeadline(ms: number) {
+/**
+ * A total deadline that can be moved once the download turns out to be a (longer) video, whose
+ * signal also follows the caller's (`outer`) until `clear()`.
+ */
+export function createDeadline(ms: number, outer?: AbortSignal) {
   const controller = new AbortController()
   const started = performance.now()
   let current = ms
-  let timer = setTimeout(() => controller.abort(), ms)
+  let expired = false
+  const expire = () => {
+    expired = true
+    controller.abort()
+  }
+  const follow = () => controller.abort(outer?.reason)
+  if (outer?.aborted) follow()
+  else outer?.addEventListener('abort', follow, { once: true })
+  let timer = setTimeout(expire, ms)
   timer.unref()
   return {
+    /** Aborted at the deadline, or with the caller's reason when its signal aborts first. */
     signal: controller.signal,
+    /** Whether the deadline itself passed. */
+    get timedOut() {
+      return expired
+    },
     get ms() {
       return current
     },
@@ -78,11 +94,12 @@ export function createDeadline(ms: number) {
     extend(total: number) {
       clearTimeout(timer)
       current = total
-      timer = setTimeout(() => controller.abort(), Math.max(total - (performance.now() - started), 0))
+      timer = setTimeout(expire, Math.max(total - (performance.now() - started), 0))
       timer.unref()
     },
     clear() {
       clearTimeout(timer)
+      outer?.removeEventListener('abort', follow)
     },
   }
 }

@@ -18,6 +18,7 @@ import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
 import { HostSlots, hostOf } from '../jobs/turns.ts'
 import { LruMap } from '../lru.ts'
+import { anySignal } from '../signals.ts'
 
 /**
  * What BullMQ holds of an item: where it is, and what its worker needs without reading the job;
@@ -439,14 +440,13 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       }
       this.emit('attempt', { jobId, index })
       let outcome: Outcome
+      const either = anySignal([this.#shutdown.signal, controller.signal])
       try {
-        outcome = await this.#deps.work(
-          { jobId, index, target, clientId },
-          AbortSignal.any([this.#shutdown.signal, controller.signal]),
-          freeHost,
-        )
+        outcome = await this.#deps.work({ jobId, index, target, clientId }, either.signal, freeHost)
       } catch (error) {
         return await this.#failed(bull, token, attempt, error)
+      } finally {
+        either.dispose()
       }
       if (await store.complete(jobId, index, outcome)) {
         log.info(

@@ -4,6 +4,7 @@
  */
 import type { Agent, Dispatcher } from 'undici'
 import { isServiceError } from '../errors.ts'
+import { anySignal } from '../signals.ts'
 import { cancelledError, networkError, timeoutError } from './errors.ts'
 import type { Headers } from './rate-limits.ts'
 
@@ -65,9 +66,9 @@ export async function withDeadline<T>(
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(), timeoutMs)
   timer.unref()
-  const signal = callerSignal ? AbortSignal.any([callerSignal, deadline.signal]) : deadline.signal
+  const either = callerSignal && anySignal([callerSignal, deadline.signal])
   try {
-    return await work(signal)
+    return await work(either?.signal ?? deadline.signal)
   } catch (error) {
     if (callerSignal?.aborted) throw cancelledError(error)
     if (deadline.signal.aborted) throw timeoutError(timeoutMs, error)
@@ -75,5 +76,6 @@ export async function withDeadline<T>(
     throw networkError(error)
   } finally {
     clearTimeout(timer)
+    either?.dispose()
   }
 }

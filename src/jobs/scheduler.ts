@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { Reservation } from '../budgets.ts'
 import { isServiceError, ServiceError } from '../errors.ts'
+import { anySignal } from '../signals.ts'
 import { admit } from './admission.ts'
 import type { ItemView, JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from './contract.ts'
 import type { JobOptions, Outcome, Reason } from './model.ts'
@@ -227,14 +228,17 @@ export class Scheduler extends EventEmitter<QueueEvents> implements JobQueue {
       if (attempt === undefined) return
       this.emit('attempt', { jobId: job.id, index })
       let outcome: Outcome
+      const either = anySignal([this.#shutdown.signal, own.signal])
       try {
         outcome = await this.#deps.work(
           { jobId: job.id, index, target: item.target, clientId: job.clientId },
-          AbortSignal.any([this.#shutdown.signal, own.signal]),
+          either.signal,
           freeHost,
         )
       } catch (error) {
         return this.#failed(turn, index, attempt, error)
+      } finally {
+        either.dispose()
       }
       if (await store.complete(job.id, index, outcome)) {
         log.info({ jobId: job.id, url: item.url, link: outcome.link, attempts: attempt }, 'item complete')

@@ -16,7 +16,7 @@ import { ServiceError } from '../errors.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
 import type { ImgurClient, Uploaded } from '../imgur/client.ts'
 import type { Sniffed } from '../media.ts'
-import { raceSignal } from '../signals.ts'
+import { anySignal, raceSignal } from '../signals.ts'
 import { formatDuration } from '../units.ts'
 import type { WorkInput } from './contract.ts'
 import type { Outcome } from './model.ts'
@@ -66,10 +66,9 @@ export async function processItem(
 ): Promise<Outcome> {
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(), deps.itemTimeoutMs)
+  const either = anySignal([signal, deadline.signal])
   try {
-    return await attempt(deps, input, AbortSignal.any([signal, deadline.signal]), downloaded, () =>
-      clearTimeout(timer),
-    )
+    return await attempt(deps, input, either.signal, downloaded, () => clearTimeout(timer))
   } catch (error) {
     if (!deadline.signal.aborted || signal.aborted) throw error
     throw new ServiceError(
@@ -79,6 +78,7 @@ export async function processItem(
     )
   } finally {
     clearTimeout(timer)
+    either.dispose()
   }
 }
 

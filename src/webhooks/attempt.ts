@@ -6,6 +6,7 @@ import type { Agent } from 'undici'
 import { checkHost, checkUrl, originOf } from '../download/address.ts'
 import type { AddressPolicy } from '../download/connect.ts'
 import { isServiceError } from '../errors.ts'
+import { anySignal } from '../signals.ts'
 import { formatDuration } from '../units.ts'
 import { signature } from './message.ts'
 import { describe, judge, type Outcome } from './outcome.ts'
@@ -53,6 +54,7 @@ export async function attempt(sender: Sender, { url: webhookUrl, id, body }: Mes
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(), timeoutMs)
   timer.unref()
+  const either = anySignal([deadline.signal, stop])
   try {
     const agent = await sender.agent()
     const response = await agent.request({
@@ -67,7 +69,7 @@ export async function attempt(sender: Sender, { url: webhookUrl, id, body }: Mes
         'webhook-signature': signature(sender.key, id, timestamp, body),
       },
       body,
-      signal: AbortSignal.any([deadline.signal, stop]),
+      signal: either.signal,
     })
     // Read (within the deadline) so the connection can be reused; what it says does not matter.
     await response.body.dump({ limit: DISCARD_LIMIT }).catch(() => {})
@@ -79,5 +81,6 @@ export async function attempt(sender: Sender, { url: webhookUrl, id, body }: Mes
     return { ok: false, final: blocked, error: describe(error, timeoutMs) }
   } finally {
     clearTimeout(timer)
+    either.dispose()
   }
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { describe, test } from 'node:test'
 import type { DownloadOptions } from '../../src/download/download.ts'
 import type { ServiceError } from '../../src/errors.ts'
@@ -158,6 +159,16 @@ describe('deadline and cancellation', () => {
     await arrived
     controller.abort()
     await fails(pending, 'cancelled', false, 'download cancelled')
+  })
+  test("a download, done or failed, leaves no listener on the caller's signal", async () => {
+    const item = new AbortController()
+    await downloader().download(`${fixture.origin.url}/img/3.png`, item.signal)
+    await fails(
+      downloader({ timeoutMs: 300 }).download(`${fixture.origin.url}/slow-headers?ms=20000`, item.signal),
+      'download_timeout',
+      true,
+    )
+    assert.deepEqual(getEventListeners(item.signal, 'abort'), [])
   })
   test('an already aborted signal makes no request', async () => {
     const before = fixture.origin.requests
