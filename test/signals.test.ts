@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { anySignal, withTimeout } from '../src/signals.ts'
+import { anySignal, startDeadline, withTimeout } from '../src/signals.ts'
 
 test('withTimeout settles as its promise does, and clears its timer then', async (t) => {
   const set = t.mock.method(globalThis, 'setTimeout')
@@ -67,4 +67,23 @@ test('anySignal disposed leaves a long-lived source as it found it', () => {
   either.dispose()
   shutdown.abort()
   assert.equal(either.signal.aborted, false, 'disposed: it follows its sources no more')
+})
+
+test('startDeadline: the timer or the caller, whichever comes first; disarmed, only the caller', async () => {
+  const caller = new AbortController()
+  const late = startDeadline(5, caller.signal, () => new Error('too late'))
+  await sleep(30)
+  assert.equal(late.timedOut, true)
+  assert.equal((late.signal.reason as Error).message, 'too late')
+  late.clear()
+
+  const disarmed = startDeadline(5, caller.signal)
+  disarmed.disarm()
+  await sleep(30)
+  assert.equal(disarmed.signal.aborted, false, 'no deadline once disarmed')
+  caller.abort(new Error('cancelled'))
+  assert.equal(disarmed.timedOut, false)
+  assert.equal((disarmed.signal.reason as Error).message, 'cancelled')
+  disarmed.clear()
+  assert.deepEqual(getEventListeners(caller.signal, 'abort'), [], 'cleared: nothing left on the caller')
 })

@@ -17,24 +17,6 @@ export type Limits = {
   timeoutMs: number
 }
 
-/** A deadline `timeoutMs` from now, combined with the caller's signal; `clear()` releases both. */
-export function startDeadline(timeoutMs: number, reason: () => ServiceError, outer?: AbortSignal) {
-  const controller = new AbortController()
-  const abort = () => controller.abort(outer?.reason)
-  if (outer?.aborted) abort()
-  else outer?.addEventListener('abort', abort, { once: true })
-  const timer = setTimeout(() => controller.abort(reason()), timeoutMs)
-  timer.unref()
-  return {
-    signal: controller.signal,
-    deadline: performance.now() + timeoutMs,
-    clear() {
-      clearTimeout(timer)
-      outer?.removeEventListener('abort', abort)
-    },
-  }
-}
-
 /**
  * The whole seconds left for sharp's `timeout` (1 to 3600; 0 would mean none). libvips counts from
  * when it starts the pipeline, so it stops at the deadline or up to a second after it, never before.

@@ -8,9 +8,9 @@
 
 import { ServiceError } from '../errors.ts'
 import { refusedImage, type Sniffed } from '../media.ts'
-import { raceSignal } from '../signals.ts'
+import { raceSignal, startDeadline } from '../signals.ts'
 import { formatBytes } from '../units.ts'
-import { convertBusy, convertTimeout, type Limits, startDeadline, threadsPerImage } from './limits.ts'
+import { convertBusy, convertTimeout, type Limits, threadsPerImage } from './limits.ts'
 
 export type PrepareOptions = {
   /** The largest image ever sent to Imgur. */
@@ -95,7 +95,8 @@ export function createPreparer(options: PrepareOptions): Preparer {
       let started = false
       const timeout = () =>
         started ? convertTimeout(timeoutMs) : convertBusy(timeoutMs, options.concurrency)
-      const { signal: bounded, deadline, clear } = startDeadline(timeoutMs, timeout, signal)
+      const { signal: bounded, clear } = startDeadline(timeoutMs, signal, timeout)
+      const deadline = performance.now() + timeoutMs
       const limits: Limits = { maxInputPixels: options.maxInputPixels, signal: bounded, deadline, timeoutMs }
       const work = limit.run(() => {
         started = true

@@ -1,6 +1,7 @@
 import { request } from 'undici'
 import { isServiceError, ServiceError } from '../errors.ts'
 import type { Sniffed } from '../media.ts'
+import { startDeadline } from '../signals.ts'
 import { formatBytes } from '../units.ts'
 import { checkHost, checkUrl, isBlockedAddress, originOf } from './address.ts'
 import { createAgent } from './agent.ts'
@@ -8,7 +9,7 @@ import { collectCapped, decodedChunks, decoderFor, headBytes, readHead, release,
 import { type AddressPolicy, osLookup, type Resolve } from './connect.ts'
 import { classifyError } from './failures.ts'
 import { classify, sniffVideo } from './sniff.ts'
-import { createDeadline, type VideoStream, videoStream, videoTooLarge } from './video.ts'
+import { type VideoStream, videoStream, videoTooLarge } from './video.ts'
 
 export type DownloadOptions = {
   /** Cap on decoded bytes of a buffered file, counted while streaming; cap+1 fails, nothing is ever truncated. */
@@ -139,7 +140,7 @@ export function createDownloader(options: DownloadOptions): Downloader {
   }
 
   type Fetched = Awaited<ReturnType<typeof fetchFollowing>>
-  type Reading = { state: { reading: boolean }; deadline: ReturnType<typeof createDeadline> }
+  type Reading = { state: { reading: boolean }; deadline: ReturnType<typeof startDeadline> }
 
   async function read(response: Fetched, { state, deadline }: Reading, fail: (e: unknown) => unknown) {
     const { url, headers, body } = response
@@ -206,7 +207,8 @@ export function createDownloader(options: DownloadOptions): Downloader {
     const url = URL.parse(input)
     if (!url) throw new ServiceError('download_bad_url', 'not a valid URL')
     checkUrl(url, 'download_bad_url')
-    const deadline = createDeadline(options.timeoutMs, signal)
+    // Moved once the download turns out to be a (longer) video.
+    const deadline = startDeadline(options.timeoutMs, signal)
     const state = { url, reading: false }
     const fail = (error: unknown) => {
       if (signal?.aborted) return new ServiceError('cancelled', 'download cancelled', { cause: error })

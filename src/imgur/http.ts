@@ -4,7 +4,7 @@
  */
 import type { Agent, Dispatcher } from 'undici'
 import { isServiceError } from '../errors.ts'
-import { anySignal } from '../signals.ts'
+import { startDeadline } from '../signals.ts'
 import { cancelledError, networkError, timeoutError } from './errors.ts'
 import type { Headers } from './rate-limits.ts'
 
@@ -63,19 +63,15 @@ export async function withDeadline<T>(
   work: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   if (callerSignal?.aborted) throw cancelledError(callerSignal.reason)
-  const deadline = new AbortController()
-  const timer = setTimeout(() => deadline.abort(), timeoutMs)
-  timer.unref()
-  const either = callerSignal && anySignal([callerSignal, deadline.signal])
+  const deadline = startDeadline(timeoutMs, callerSignal)
   try {
-    return await work(either?.signal ?? deadline.signal)
+    return await work(deadline.signal)
   } catch (error) {
     if (callerSignal?.aborted) throw cancelledError(error)
-    if (deadline.signal.aborted) throw timeoutError(timeoutMs, error)
+    if (deadline.timedOut) throw timeoutError(timeoutMs, error)
     if (isServiceError(error)) throw error
     throw networkError(error)
   } finally {
-    clearTimeout(timer)
-    either?.dispose()
+    deadline.clear()
   }
 }

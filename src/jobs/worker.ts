@@ -16,7 +16,7 @@ import { ServiceError } from '../errors.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
 import type { ImgurClient, Uploaded } from '../imgur/client.ts'
 import type { Sniffed } from '../media.ts'
-import { anySignal, raceSignal } from '../signals.ts'
+import { raceSignal, startDeadline } from '../signals.ts'
 import { formatDuration } from '../units.ts'
 import type { WorkInput } from './contract.ts'
 import type { Outcome } from './model.ts'
@@ -64,21 +64,18 @@ export async function processItem(
   signal: AbortSignal,
   downloaded: () => void = () => {},
 ): Promise<Outcome> {
-  const deadline = new AbortController()
-  const timer = setTimeout(() => deadline.abort(), deps.itemTimeoutMs)
-  const either = anySignal([signal, deadline.signal])
+  const deadline = startDeadline(deps.itemTimeoutMs, signal)
   try {
-    return await attempt(deps, input, either.signal, downloaded, () => clearTimeout(timer))
+    return await attempt(deps, input, deadline.signal, downloaded, () => deadline.disarm())
   } catch (error) {
-    if (!deadline.signal.aborted || signal.aborted) throw error
+    if (!deadline.timedOut || signal.aborted) throw error
     throw new ServiceError(
       'item_timeout',
       `downloading, converting and uploading this URL took longer than ${formatDuration(deps.itemTimeoutMs)}`,
       { retryable: true, cause: error },
     )
   } finally {
-    clearTimeout(timer)
-    either.dispose()
+    deadline.clear()
   }
 }
 

@@ -6,7 +6,7 @@ import type { Agent } from 'undici'
 import { checkHost, checkUrl, originOf } from '../download/address.ts'
 import type { AddressPolicy } from '../download/connect.ts'
 import { isServiceError } from '../errors.ts'
-import { anySignal } from '../signals.ts'
+import { startDeadline } from '../signals.ts'
 import { formatDuration } from '../units.ts'
 import { signature } from './message.ts'
 import { describe, judge, type Outcome } from './outcome.ts'
@@ -51,10 +51,7 @@ export async function attempt(sender: Sender, { url: webhookUrl, id, body }: Mes
     return { ok: false, final: true, error: describe(error, timeoutMs) }
   }
   const timestamp = Math.floor(sender.now() / 1000)
-  const deadline = new AbortController()
-  const timer = setTimeout(() => deadline.abort(), timeoutMs)
-  timer.unref()
-  const either = anySignal([deadline.signal, stop])
+  const deadline = startDeadline(timeoutMs, stop)
   try {
     const agent = await sender.agent()
     const response = await agent.request({
@@ -69,18 +66,17 @@ export async function attempt(sender: Sender, { url: webhookUrl, id, body }: Mes
         'webhook-signature': signature(sender.key, id, timestamp, body),
       },
       body,
-      signal: either.signal,
+      signal: deadline.signal,
     })
     // Read (within the deadline) so the connection can be reused; what it says does not matter.
     await response.body.dump({ limit: DISCARD_LIMIT }).catch(() => {})
     return judge(response.statusCode, response.headers)
   } catch (error) {
-    const timedOut = deadline.signal.aborted && !stop.aborted
+    const timedOut = deadline.timedOut && !stop.aborted
     if (timedOut) return { ok: false, final: false, error: `no answer within ${formatDuration(timeoutMs)}` }
     const blocked = isServiceError(error) && error.code === 'download_blocked'
     return { ok: false, final: blocked, error: describe(error, timeoutMs) }
   } finally {
-    clearTimeout(timer)
-    either.dispose()
+    deadline.clear()
   }
 }
