@@ -59,8 +59,9 @@ export async function joinFleet(config: Config, log: Logger) {
     redis,
     prefix,
     log: fleetLog,
-    // A reservation counts while an upload may still be running.
-    leaseMs: Math.max(config.uploadTimeoutMs, config.videoTimeoutMs, config.itemTimeoutMs),
+    // A reservation counts while an upload may still be running: its item may first wait for a
+    // transfer slot as long as the longest transfer (src/fleet/queue.ts), then take as long.
+    leaseMs: 2 * Math.max(config.uploadTimeoutMs, config.videoTimeoutMs, config.itemTimeoutMs),
     maxEntries: config.budgetMaxEntries,
   })
   const uploads = new SharedUploads({ redis, prefix, log: fleetLog })

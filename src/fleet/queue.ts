@@ -16,7 +16,7 @@ import { admit } from '../jobs/admission.ts'
 import type { JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
 import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
-import { HostSlots, hostOf } from '../jobs/turns.ts'
+import { HostSlots, hostOf, Slots } from '../jobs/turns.ts'
 import { LruMap } from '../lru.ts'
 import { anySignal } from '../signals.ts'
 
@@ -98,6 +98,8 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #worker: Worker<ItemData> | undefined
   readonly #hosts: HostSlots
   readonly #hostWaiters: Array<() => void> = []
+  /** UPLOAD_CONCURRENCY transfers (download, conversion, upload) at once; see the worker's concurrency. */
+  readonly #transfers: Slots
   readonly #cancels: Redis
   /** This replica's last look at credentials' refusals, by credential key (see REFUSED_CHECK_MS). */
   readonly #refusals = new LruMap<string, { reason: Reason | undefined; at: number }>(REFUSED_CHECKS)
@@ -128,13 +130,17 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     this.#deps = deps
     this.#now = options.now ?? Date.now
     this.#hosts = new HostSlots(options.perHostConcurrency)
+    this.#transfers = new Slots(options.concurrency)
     this.#queue = new Queue<ItemData>(QUEUE, { connection: deps.redis, prefix: options.prefix })
     this.#queue.on('error', (error) => deps.log.warn({ err: error }, 'queue connection error'))
     if (options.concurrency > 0 && deps.workerRedis !== undefined) {
       this.#worker = new Worker<ItemData>(QUEUE, (job, token) => this.#process(job, token), {
         connection: deps.workerRedis,
         prefix: options.prefix,
-        concurrency: options.concurrency,
+        // Twice the transfers: an item's Redis round trips before its transfer (reservation,
+        // start) and after it (settlement, BullMQ's completion and next fetch) run while other
+        // items hold the transfer slots, instead of leaving a slot idle for each round trip.
+        concurrency: options.concurrency * 2,
         lockDuration: options.lockMs,
         stalledInterval: options.lockMs,
         maxStalledCount: MAX_STALLS,
@@ -168,8 +174,9 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     return `${this.#options.prefix}:unqueued`
   }
 
+  /** Items transferring right now (those started and waiting for a transfer slot are not counted). */
   get active(): number {
-    return this.#running.size
+    return this.#transfers.taken
   }
 
   get accepting(): boolean {
@@ -384,6 +391,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     const { jobId, index, target, clientId } = bull.data
     const { store, log } = this.#deps
     const key = this.#deps.credentialKey(clientId)
+    const looked = performance.now()
     const refused = await this.#refusal(key)
     if (refused !== undefined) {
       await this.#fail(bull.data, refused)
@@ -416,6 +424,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     // Known before the attempt begins, so a cancel arriving while the store starts it aborts it.
     const controller = new AbortController()
     this.#running.set(bull.id as string, { jobId, controller })
+    let freeTransfer = () => {}
     try {
       if (this.#shutdown.signal.aborted) {
         // Stopping while it waited for its host or its budget: back to the queue as it is, no
@@ -438,15 +447,29 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         )
         return
       }
-      this.emit('attempt', { jobId, index })
+      // Started and reserved, it may wait for a transfer slot: at most as long as the transfers
+      // running take, in turn (the budgets' lease allows for that wait), keeping its host's slot.
+      freeTransfer = await this.#transfers.take()
+      // This replica saw Imgur refuse the credential while the item waited: no request of it.
+      const refusedSince = this.#refusals.get(key)
+      if (refusedSince?.reason !== undefined && refusedSince.at > looked) {
+        await this.#fail(bull.data, refusedSince.reason, attempt)
+        return
+      }
       let outcome: Outcome
       const either = anySignal([this.#shutdown.signal, controller.signal])
       try {
+        // Stopped or cancelled while it waited: no transfer begins.
+        either.signal.throwIfAborted()
+        this.emit('attempt', { jobId, index })
         outcome = await this.#deps.work({ jobId, index, target, clientId }, either.signal, freeHost)
       } catch (error) {
+        // Its slot is held until the failure is recorded: a refusal reaches the next item first.
         return await this.#failed(bull, token, attempt, error)
       } finally {
         either.dispose()
+        // Given back before the settlement's round trip (and BullMQ's), for the next item.
+        freeTransfer()
       }
       if (await store.complete(jobId, index, outcome)) {
         log.info(
@@ -462,6 +485,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
       }
     } finally {
       this.#running.delete(bull.id as string)
+      freeTransfer()
       freeHost()
       budget.release()
     }

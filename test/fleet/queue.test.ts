@@ -272,6 +272,15 @@ function gated(gate: Promise<void>, count: () => number): Work {
   }
 }
 
+/** Work that records its signal and runs until its replica stops (or its item is cancelled). */
+function endless(signals: AbortSignal[]): Work {
+  return (_item, signal) => {
+    signals.push(signal)
+    if (signal.aborted) return Promise.reject(signal.reason)
+    return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
+  }
+}
+
 const SAME_HOST = ['https://a.example/1.png', 'https://a.example/2.png', 'https://a.example/3.png']
 
 test('an item waiting for its host holds no reservation of Imgur’s budget', async (t) => {
@@ -317,13 +326,7 @@ test('stopping: an item still waiting for its host goes back to the queue with n
     t,
     { concurrency: 2, perHostConcurrency: 1 },
     {
-      work: (_item, signal) => {
-        signals.push(signal)
-        if (signal.aborted) return Promise.reject(signal.reason)
-        return new Promise((_resolve, reject) =>
-          signal.addEventListener('abort', () => reject(signal.reason)),
-        )
-      },
+      work: endless(signals),
     },
   )
   const job = await queue.submit(SAME_HOST.slice(0, 2), [])
@@ -341,7 +344,111 @@ test('stopping: an item still waiting for its host goes back to the queue with n
   )
 })
 
-test('a cancel that arrives while the store starts an item aborts its attempt', async (t) => {
+const OTHER_HOSTS = Array.from({ length: 6 }, (_, i) => `https://host${i}.example/1.png`)
+
+test('a replica transfers UPLOAD_CONCURRENCY items at once while BullMQ hands it twice as many', async (t) => {
+  let running = 0
+  let mostRunning = 0
+  let calls = 0
+  const gate = Promise.withResolvers<void>()
+  const { queue, redis, prefix } = await replica(
+    t,
+    { concurrency: 2, perHostConcurrency: 10 },
+    {
+      work: async (item, signal) => {
+        calls += 1
+        running += 1
+        mostRunning = Math.max(mostRunning, running)
+        try {
+          return await gated(gate.promise, () => calls)(item, signal, () => {})
+        } finally {
+          running -= 1
+        }
+      },
+    },
+  )
+  await queue.submit(OTHER_HOSTS, [])
+  // Two transferring, two more started and waiting for a transfer slot.
+  await until(
+    async () => calls === 2 && (await redis.llen(`${prefix}:items:active`)) === 4,
+    'four items active, two transferring',
+  )
+  await sleep(100)
+  assert.equal(calls, 2, 'no third transfer begins')
+  assert.equal(queue.active, 2, 'the items waiting for a slot are not counted as transferring')
+  gate.resolve()
+  await queue.onIdle()
+  assert.equal(calls, 6)
+  assert.equal(mostRunning, 2)
+  assert.equal(queue.active, 0)
+})
+
+test('an item’s settlement in Redis does not hold its transfer slot: the next item transfers meanwhile', async (t) => {
+  const settling = Promise.withResolvers<void>()
+  const transfers: string[] = []
+  const { queue, store } = await replica(
+    t,
+    { concurrency: 1, perHostConcurrency: 10 },
+    {
+      // The first settlement is written, and its answer is slow to come back.
+      wrapStore: (inner) =>
+        replacing(inner, 'complete', async (...args) => {
+          const done = await inner.complete(...args)
+          if (args[1] === 0) await settling.promise
+          return done
+        }),
+      work: async (item) => {
+        transfers.push(item.target)
+        return { link: `https://i.imgur.com/${transfers.length}.png`, reused: false }
+      },
+    },
+  )
+  const job = await queue.submit(OTHER_HOSTS.slice(0, 2), [])
+  try {
+    await until(() => transfers.length === 2, 'the second item transferred while the first settles')
+  } finally {
+    settling.resolve()
+  }
+  await queue.onIdle()
+  const items = (await store.get(job.id))?.items
+  assert.deepEqual(
+    items?.map((item) => item.state),
+    ['complete', 'complete'],
+  )
+})
+
+test('stopping: an item started and waiting for a transfer slot goes back to the queue untransferred', async (t) => {
+  const signals: AbortSignal[] = []
+  const { queue, store, redis, prefix, stop } = await replica(
+    t,
+    { concurrency: 1, perHostConcurrency: 10 },
+    {
+      work: endless(signals),
+    },
+  )
+  const job = await queue.submit(OTHER_HOSTS.slice(0, 2), [])
+  await until(
+    async () =>
+      signals.length === 1 && (await store.get(job.id))?.items.every((item) => item.attempts === 1) === true,
+    'one item transferring, the other started and waiting',
+  )
+  await stop()
+  assert.equal(signals.length, 1, 'the waiting item never began its transfer')
+  const items = (await store.get(job.id))?.items
+  assert.deepEqual(
+    items?.map((item) => [item.state, item.attempts]),
+    [
+      ['pending', 1],
+      ['pending', 1],
+    ],
+  )
+  // Each item's priority is its position in its job: BullMQ keeps waiting items by it.
+  const waiting =
+    (await redis.llen(`${prefix}:items:wait`)) + (await redis.zcard(`${prefix}:items:prioritized`))
+  assert.equal(waiting, 2, 'both are back in the queue')
+})
+
+test('a cancel that arrives while the store starts an item stops it before its transfer begins', async (t) => {
   const started = Promise.withResolvers<void>()
   const cancelled = Promise.withResolvers<void>()
   const seen: boolean[] = []
@@ -369,7 +476,7 @@ test('a cancel that arrives while the store starts an item aborts its attempt', 
   assert.equal(await queue.cancel(job.id), 1)
   cancelled.resolve()
   await queue.onIdle()
-  assert.deepEqual(seen, [true], 'the attempt sees its cancel at once')
+  assert.deepEqual(seen, [], 'its transfer never begins')
   assert.equal((await store.get(job.id))?.items[0]?.reason?.code, 'cancelled')
 })
 

@@ -160,7 +160,9 @@ test('a replica killed with SIGKILL mid-job: the others take up its items, the j
   assertAllComplete(done, urls)
   const retaken = done.items.filter((item) => item.attempts > 1).length
   assert(retaken >= 1, 'the items in flight at the kill ran again')
-  assert(retaken <= CONCURRENCY, `${retaken} items ran twice; the victim had ${CONCURRENCY} in flight`)
+  // Started by the victim: those it transferred, and those waiting for a transfer slot (BullMQ
+  // hands a replica twice its UPLOAD_CONCURRENCY).
+  assert(retaken <= 2 * CONCURRENCY, `${retaken} items ran twice; the victim held at most ${2 * CONCURRENCY}`)
   const uploads = uploadsOf(urls)
   assert(
     uploads.every((count) => count >= 1),
