@@ -3,7 +3,9 @@
  * Its priority is its position in its job, so jobs interleave (a one-URL job submitted behind a
  * 1,000-URL one starts on the next free worker). BullMQ holds only ids and the URL: the job and
  * its items live in the store, which stays their only writer. Retries keep the memory queue's
- * policy: the item is moved back to BullMQ's delayed set for the wait the policy gives.
+ * policy: the item is moved back to BullMQ's delayed set for the wait the policy gives. A replica
+ * takes twice as many items as it transfers at once, so their Redis round trips overlap the
+ * transfers of others.
  * Facts and pitfalls: /work/shared/notes/scale-out.md
  */
 import { EventEmitter } from 'node:events'
