@@ -7,6 +7,7 @@
  */
 
 import { ServiceError } from '../errors.ts'
+import { createLimit } from '../limit.ts'
 import { refusedImage, type Sniffed } from '../media.ts'
 import { raceSignal, startDeadline } from '../signals.ts'
 import { formatBytes } from '../units.ts'
@@ -119,63 +120,5 @@ export function createPreparer(options: PrepareOptions): Preparer {
       return limit.waiting
     },
     onIdle: () => limit.onIdle(),
-  }
-}
-
-/**
- * At most `size` calls of `fn` run at once; the others wait their turn, first come first served.
- * A waiter whose signal aborts leaves the queue at once (rejecting with the signal's reason), so it
- * never takes a slot; a slot is released only when its `fn` settles.
- */
-export function createLimit(size: number) {
-  let active = 0
-  const waiting = new Set<() => void>()
-  const idle: Array<() => void> = []
-  function release() {
-    const [next] = waiting
-    if (next) {
-      waiting.delete(next)
-      next()
-      return
-    }
-    active -= 1
-    if (active === 0) for (const resolve of idle.splice(0)) resolve()
-  }
-  async function run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    signal?.throwIfAborted()
-    if (active < size) active += 1
-    else {
-      // The slot is handed over by release(): `active` stays the same.
-      await new Promise<void>((resolve, reject) => {
-        const abort = () => {
-          waiting.delete(granted)
-          reject(signal?.reason)
-        }
-        const granted = () => {
-          signal?.removeEventListener('abort', abort)
-          resolve()
-        }
-        waiting.add(granted)
-        signal?.addEventListener('abort', abort, { once: true })
-      })
-    }
-    try {
-      return await fn()
-    } finally {
-      release()
-    }
-  }
-  return {
-    run,
-    get active() {
-      return active
-    },
-    get waiting() {
-      return waiting.size
-    },
-    onIdle(): Promise<void> {
-      if (active === 0) return Promise.resolve()
-      return new Promise<void>((resolve) => idle.push(resolve))
-    },
   }
 }

@@ -18,7 +18,8 @@ import { admit } from '../jobs/admission.ts'
 import type { JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
 import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
-import { HostSlots, hostOf, Slots } from '../jobs/turns.ts'
+import { HostSlots, hostOf } from '../jobs/turns.ts'
+import { createLimit } from '../limit.ts'
 import { LruMap } from '../lru.ts'
 import { anySignal } from '../signals.ts'
 
@@ -101,7 +102,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
   readonly #hosts: HostSlots
   readonly #hostWaiters: Array<() => void> = []
   /** UPLOAD_CONCURRENCY transfers (download, conversion, upload) at once; see the worker's concurrency. */
-  readonly #transfers: Slots
+  readonly #transfers: ReturnType<typeof createLimit>
   readonly #cancels: Redis
   /** This replica's last look at credentials' refusals, by credential key (see REFUSED_CHECK_MS). */
   readonly #refusals = new LruMap<string, { reason: Reason | undefined; at: number }>(REFUSED_CHECKS)
@@ -132,7 +133,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     this.#deps = deps
     this.#now = options.now ?? Date.now
     this.#hosts = new HostSlots(options.perHostConcurrency)
-    this.#transfers = new Slots(options.concurrency)
+    this.#transfers = createLimit(options.concurrency)
     this.#queue = new Queue<ItemData>(QUEUE, { connection: deps.redis, prefix: options.prefix })
     this.#queue.on('error', (error) => deps.log.warn({ err: error }, 'queue connection error'))
     if (options.concurrency > 0 && deps.workerRedis !== undefined) {
@@ -178,7 +179,7 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
 
   /** Items transferring right now (those started and waiting for a transfer slot are not counted). */
   get active(): number {
-    return this.#transfers.taken
+    return this.#transfers.active
   }
 
   get accepting(): boolean {

@@ -1,6 +1,6 @@
 /**
  * The pieces of scheduling that need no clock or worker: a job's turn (which of its items may
- * start next), the per-host download slots, and slots handed out in turn (a replica's transfers).
+ * start next) and the per-host download slots.
  */
 import type { JobView } from './contract.ts'
 
@@ -77,39 +77,6 @@ export class HostSlots {
       const count = (this.#taken.get(host) ?? 1) - 1
       if (count === 0) this.#taken.delete(host)
       else this.#taken.set(host, count)
-    }
-  }
-}
-
-/**
- * A fixed number of slots, handed out in the order they were asked for: `take()` resolves with a
- * release function (which gives the slot back once, however often called) when a slot is free.
- */
-export class Slots {
-  readonly #limit: number
-  readonly #waiters: Array<() => void> = []
-  #taken = 0
-
-  constructor(limit: number) {
-    this.#limit = limit
-  }
-
-  /** Slots held right now. */
-  get taken(): number {
-    return this.#taken
-  }
-
-  async take(): Promise<() => void> {
-    if (this.#taken < this.#limit && this.#waiters.length === 0) this.#taken += 1
-    // A released slot passes straight to the first waiter: `#taken` stays as it is.
-    else await new Promise<void>((resolve) => this.#waiters.push(resolve))
-    let held = true
-    return () => {
-      if (!held) return
-      held = false
-      const next = this.#waiters.shift()
-      if (next === undefined) this.#taken -= 1
-      else next()
     }
   }
 }

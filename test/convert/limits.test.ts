@@ -6,7 +6,7 @@ import sharp from 'sharp'
 import { encode, inspect } from '../../src/convert/decode.ts'
 import { decodeHevc } from '../../src/convert/hevc.ts'
 import type { Limits } from '../../src/convert/limits.ts'
-import { createLimit, createPreparer } from '../../src/convert/prepare.ts'
+import { createPreparer } from '../../src/convert/prepare.ts'
 import { classify } from '../../src/download/sniff.ts'
 import { heicLarge, heicPhoto, noise, PREPARE_OPTIONS, webp } from '../helpers/formats.ts'
 
@@ -132,56 +132,6 @@ describe('waiting for a conversion slot', () => {
     assert.equal(preparer.active, 0)
     // The slot is free for the next image.
     assert.equal((await preparer.prepare(small, await classify(small))).converted?.from, 'image/webp')
-  })
-
-  test('createLimit: an aborted waiter leaves no slot behind, and the order of the others holds', async () => {
-    const limit = createLimit(1)
-    let release = () => {}
-    const order: string[] = []
-    let active = 0
-    let peak = 0
-    const task = (name: string, hold?: Promise<void>) => async () => {
-      active += 1
-      peak = Math.max(peak, active)
-      order.push(name)
-      await (hold ?? new Promise((resolve) => setImmediate(resolve)))
-      active -= 1
-    }
-    const first = limit.run(task('first', new Promise<void>((resolve) => (release = resolve))))
-    const controller = new AbortController()
-    const aborted = limit.run(task('aborted'), controller.signal)
-    const later = [limit.run(task('second')), limit.run(task('third'))]
-    assert.equal(limit.waiting, 3)
-    controller.abort(new Error('gave up'))
-    await assert.rejects(aborted, /gave up/)
-    assert.equal(limit.waiting, 2)
-    release()
-    await Promise.all([first, ...later])
-    assert.deepEqual(order, ['first', 'second', 'third'])
-    assert.equal(peak, 1)
-    assert.deepEqual([limit.active, limit.waiting], [0, 0])
-    // An already aborted signal never queues.
-    await assert.rejects(limit.run(task('late'), AbortSignal.abort(new Error('too late'))), /too late/)
-    assert.equal(limit.active, 0)
-  })
-
-  test('createLimit: runs at most `size` tasks at once, in arrival order', async () => {
-    const limit = createLimit(2)
-    let active = 0
-    let peak = 0
-    const order: number[] = []
-    const task = (i: number) =>
-      limit.run(async () => {
-        active += 1
-        peak = Math.max(peak, active)
-        await new Promise((resolve) => setImmediate(resolve))
-        order.push(i)
-        active -= 1
-      })
-    await Promise.all([0, 1, 2, 3, 4].map(task))
-    assert.equal(peak, 2)
-    assert.deepEqual(order, [0, 1, 2, 3, 4])
-    await limit.onIdle()
   })
 })
 

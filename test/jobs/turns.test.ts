@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { createJob } from '../../src/jobs/model.ts'
-import { createTurn, exhausted, HostSlots, hostOf, pick, Slots, takeRest } from '../../src/jobs/turns.ts'
+import { createTurn, exhausted, HostSlots, hostOf, pick, takeRest } from '../../src/jobs/turns.ts'
 
 const urls = ['https://a.test/1', 'https://b.test:8443/2', 'https://a.test/3', 'https://c.test/4']
 
@@ -61,36 +61,4 @@ test('host slots are given back once, however often the release is called', () =
   assert.equal(slots.free('a.test'), true)
   slots.take('a.test')
   assert.equal(slots.free('a.test'), false)
-})
-
-test('slots go to their waiters in the order they asked, each given back once', async () => {
-  const slots = new Slots(2)
-  const first = await slots.take()
-  const second = await slots.take()
-  const order: string[] = []
-  const waiting = ['c', 'd', 'e'].map((name) =>
-    slots.take().then((release) => {
-      order.push(name)
-      return release
-    }),
-  )
-  await Promise.resolve()
-  assert.deepEqual(order, [], 'no slot is free')
-  assert.equal(slots.taken, 2)
-  first()
-  first()
-  const third = await waiting[0]
-  assert.deepEqual(order, ['c'], 'a release called twice hands over one slot')
-  second()
-  third?.()
-  const [, fourth, fifth] = await Promise.all(waiting)
-  assert.deepEqual(order, ['c', 'd', 'e'])
-  assert.equal(slots.taken, 2)
-  fourth?.()
-  fifth?.()
-  assert.equal(slots.taken, 0)
-  // Free slots are taken at once, up to the limit.
-  await slots.take()
-  await slots.take()
-  assert.equal(slots.taken, 2)
 })
