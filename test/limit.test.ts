@@ -83,3 +83,35 @@ test('createLimit: slots taken are handed to their waiters in turn, each given b
   await limit.take()
   assert.equal(limit.active, 2)
 })
+
+test('createLimit: a slot taken ahead is handed over before the earlier waiters, which keep their order', async () => {
+  const limit = createLimit(1)
+  const held = await limit.take()
+  const order: string[] = []
+  const taking = (name: string, ahead = false, signal?: AbortSignal) =>
+    limit.take(signal, { ahead }).then((release) => {
+      order.push(name)
+      return release
+    })
+  const fresh1 = taking('fresh 1')
+  const fresh2 = taking('fresh 2')
+  const leaving = new AbortController()
+  const left = taking('ahead, aborted', true, leaving.signal)
+  const back1 = taking('ahead 1', true)
+  const back2 = taking('ahead 2', true)
+  assert.equal(limit.waiting, 5)
+  leaving.abort(new Error('gone'))
+  await assert.rejects(left, /gone/)
+  assert.equal(limit.waiting, 4, 'an aborted waiter ahead leaves its queue')
+  held()
+  ;(await back1)()
+  ;(await back2)()
+  ;(await fresh1)()
+  ;(await fresh2)()
+  assert.deepEqual(order, ['ahead 1', 'ahead 2', 'fresh 1', 'fresh 2'])
+  assert.equal(limit.active, 0)
+  // A free slot is taken at once, ahead or not.
+  const free = await limit.take(undefined, { ahead: true })
+  assert.equal(limit.active, 1)
+  free()
+})

@@ -60,7 +60,7 @@ export async function joinFleet(config: Config, log: Logger) {
     prefix,
     log: fleetLog,
     // A reservation counts while an upload may still be running: its item may first wait for a
-    // transfer slot as long as the longest transfer (src/fleet/queue.ts), then take as long.
+    // transfer slot until the items begun before it end (src/fleet/queue.ts), then take as long.
     leaseMs: 2 * Math.max(config.uploadTimeoutMs, config.videoTimeoutMs, config.itemTimeoutMs),
     maxEntries: config.budgetMaxEntries,
   })

@@ -5,7 +5,8 @@
  * its items live in the store, which stays their only writer. Retries keep the memory queue's
  * policy: the item is moved back to BullMQ's delayed set for the wait the policy gives. A replica
  * takes twice as many items as it transfers at once, so their Redis round trips overlap the
- * transfers of others.
+ * transfers of others; an item waiting for Redis in the middle of its transfer (its lookup in the
+ * fleet's de-duplication table) lends its slot meanwhile.
  * Facts and pitfalls: /work/shared/notes/scale-out.md
  */
 import { EventEmitter } from 'node:events'
@@ -13,9 +14,9 @@ import { type Job as BullJob, DelayedError, Queue, WaitingError, Worker } from '
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Reservation } from '../budgets.ts'
-import { isServiceError, ServiceError } from '../errors.ts'
+import { type ErrorCode, isServiceError, ServiceError } from '../errors.ts'
 import { admit } from '../jobs/admission.ts'
-import type { JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
+import type { Away, JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
 import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
 import { type RetryPolicy, retryDelay } from '../jobs/retry.ts'
 import { HostSlots, hostOf } from '../jobs/turns.ts'
@@ -450,26 +451,45 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         )
         return
       }
-      // Started and reserved, it may wait for a transfer slot: at most as long as the transfers
-      // running take, in turn (the budgets' lease allows for that wait), keeping its host's slot.
+      // Started and reserved, it may wait for a transfer slot: at most as long as the items that
+      // began before it take, in turn (those lending their slot come back ahead of it; the budgets'
+      // lease allows for that wait), keeping its host's slot.
       freeTransfer = await this.#transfers.take()
       // This replica saw Imgur refuse the credential while the item waited: no request of it.
-      const refusedSince = this.#refusals.get(key)
-      if (refusedSince?.reason !== undefined && refusedSince.at > looked) {
-        await this.#fail(bull.data, refusedSince.reason, attempt)
+      const refusedSince = this.#refusedAfter(key, looked)
+      if (refusedSince !== undefined) {
+        await this.#fail(bull.data, refusedSince, attempt)
         return
       }
       let outcome: Outcome
+      let ended = false
       const either = anySignal([this.#shutdown.signal, controller.signal])
+      // While Redis answers the item's lookup in the fleet's de-duplication table, its slot serves
+      // another item; it then takes it again ahead of the items not begun, which hold no bytes.
+      const away: Away = async (fn) => {
+        freeTransfer()
+        const answer = (async () => fn())()
+        // Its answer, or its failure, is the item's once the item holds its slot again.
+        await answer.catch(() => {})
+        const back = await this.#transfers.take(either.signal, { ahead: true })
+        // The attempt ended meanwhile (its deadline, in the pipeline's thread): nothing keeps the slot.
+        if (ended) back()
+        else freeTransfer = back
+        // Imgur refused the credential meanwhile: the item stops before its upload.
+        const refusedMeanwhile = ended ? undefined : this.#refusedAfter(key, looked)
+        if (refusedMeanwhile !== undefined) throw refusalError(refusedMeanwhile)
+        return answer
+      }
       try {
         // Stopped or cancelled while it waited: no transfer begins.
         either.signal.throwIfAborted()
         this.emit('attempt', { jobId, index })
-        outcome = await this.#deps.work({ jobId, index, target, clientId }, either.signal, freeHost)
+        outcome = await this.#deps.work({ jobId, index, target, clientId }, either.signal, freeHost, away)
       } catch (error) {
         // Its slot is held until the failure is recorded: a refusal reaches the next item first.
         return await this.#failed(bull, token, attempt, error)
       } finally {
+        ended = true
         either.dispose()
         // Given back before the settlement's round trip (and BullMQ's), for the next item.
         freeTransfer()
@@ -569,6 +589,12 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
     return reason
   }
 
+  /** Why Imgur refused the credential, if this replica saw it after `since` (performance.now()). */
+  #refusedAfter(key: string, since: number): Reason | undefined {
+    const seen = this.#refusals.get(key)
+    return seen !== undefined && seen.at > since ? seen.reason : undefined
+  }
+
   /** A download slot of `host` on this replica, waited for while the host is busy. */
   async #hostSlot(host: string): Promise<() => void> {
     while (!this.#hosts.free(host)) await new Promise<void>((resolve) => this.#hostWaiters.push(resolve))
@@ -592,6 +618,11 @@ function urlOf(data: ItemData): string {
 const UNQUEUED: Reason = {
   code: 'store_unavailable',
   message: 'the job could not be queued: Redis could not be reached',
+}
+
+/** A refusal seen by this replica (#failed recorded it from a ServiceError), to fail an item with. */
+function refusalError(reason: Reason): ServiceError {
+  return new ServiceError(reason.code as ErrorCode, reason.message)
 }
 
 function unavailable(cause: unknown): ServiceError {

@@ -71,8 +71,23 @@ export interface JobStore extends Pick<EventEmitter<StoreEvents>, 'on' | 'off' |
 /** What a worker needs of an item, so that no queue reads the whole job to run one URL. */
 export type WorkInput = { jobId: string; index: number; target: string; clientId: string | undefined }
 
-/** One attempt at one item: download, prepare, upload (src/jobs/worker.ts). */
-export type Work = (input: WorkInput, signal: AbortSignal, downloaded: () => void) => Promise<Outcome>
+/**
+ * Runs `fn`, a wait of an item's attempt on something other than its transfer (in a fleet, Redis
+ * answering a lookup in the de-duplication table), with the item's transfer slot lent to another
+ * item meanwhile; settles once `fn` has and the slot is the item's again.
+ */
+export type Away = <T>(fn: () => Promise<T>) => Promise<T>
+
+/**
+ * One attempt at one item: download, prepare, upload (src/jobs/worker.ts). `downloaded`: told when
+ * its download has ended; `away`: where its waits that are not transfers run (none: in its slot).
+ */
+export type Work = (
+  input: WorkInput,
+  signal: AbortSignal,
+  downloaded: () => void,
+  away?: Away,
+) => Promise<Outcome>
 
 /** Why a queue takes no job now: full, stopping, or (a fleet) its Redis unreachable. */
 export type Refusal = 'queue_full' | 'shutting_down' | 'store_unavailable'

@@ -6,6 +6,7 @@
 import { createPreparer } from '../convert/prepare.ts'
 import { createDownloader } from '../download/download.ts'
 import { createImgurClient } from '../imgur/client.ts'
+import type { Away } from './contract.ts'
 import type { Outcome } from './model.ts'
 import { imgurOptions, type PipelineLinks, type PipelineSettings, USER_AGENT } from './pipeline.ts'
 import { Uploads } from './uploads.ts'
@@ -15,7 +16,7 @@ export function inlinePipeline(
   settings: PipelineSettings,
   links: PipelineLinks,
 ): {
-  work(item: WorkItem, signal: AbortSignal, downloaded: () => void): Promise<Outcome>
+  work(item: WorkItem, signal: AbortSignal, downloaded: () => void, away?: Away): Promise<Outcome>
   close(): Promise<void>
 } {
   const downloader =
@@ -55,7 +56,7 @@ export function inlinePipeline(
     observe: links.observe,
   }
   return {
-    work: (item, signal, downloaded) => processItem(deps, item, signal, downloaded),
+    work: (item, signal, downloaded, away) => processItem(deps, item, signal, downloaded, away),
     async close() {
       // A conversion past its deadline may still be winding down in libvips.
       await preparer.onIdle()

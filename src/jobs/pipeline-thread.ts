@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import type { BudgetLedger } from '../budgets.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
+import type { Away } from './contract.ts'
 import {
   type FromThread,
   fromWire,
@@ -32,12 +33,18 @@ const budgets: BudgetLedger = {
 /** Lookups in the fleet's table waiting for the main thread's answer, by call number. */
 const calls = new Map<number, { resolve(known: Known | undefined): void; reject(error: Error): void }>()
 let callIds = 0
+/**
+ * The item whose lookup is being asked, told to the main thread with it, which lends that item's
+ * transfer slot while Redis answers: worker.ts asks the table only as `away(() => shared.get(hash))`,
+ * and each item's `away` here sets this while it calls `get`, which asks at once.
+ */
+let asking: number | undefined
 const shared: Pick<SharedUploads, 'get' | 'set'> = {
   get: (hash) =>
     new Promise((resolve, reject) => {
       const call = ++callIds
       calls.set(call, { resolve, reject })
-      post({ type: 'sharedGet', call, hash })
+      post({ type: 'sharedGet', call, hash, id: asking })
     }),
   set: async (hash, known) => post({ type: 'sharedSet', hash, known }),
 }
@@ -55,8 +62,16 @@ const running = new Map<number, { controller: AbortController; done: Promise<voi
 
 async function run(id: number, item: Extract<ToThread, { type: 'start' }>['item']): Promise<void> {
   const controller = new AbortController()
+  const away: Away = (fn) => {
+    asking = id
+    try {
+      return fn()
+    } finally {
+      asking = undefined
+    }
+  }
   const done = pipeline
-    .work(item, controller.signal, () => post({ type: 'downloaded', id }))
+    .work(item, controller.signal, () => post({ type: 'downloaded', id }), away)
     .then(
       (outcome) => post({ type: 'settled', id, outcome }),
       (error: unknown) => post({ type: 'failed', id, error: toWire(error) }),

@@ -19,7 +19,7 @@ import type { Downloader, DownloadOptions } from '../download/download.ts'
 import { type ErrorCode, isServiceError, ServiceError } from '../errors.ts'
 import type { SharedUploads } from '../fleet/uploads.ts'
 import type { ImgurClientOptions } from '../imgur/client.ts'
-import type { Work } from './contract.ts'
+import type { Away, Work } from './contract.ts'
 import type { Outcome } from './model.ts'
 import type { Known } from './uploads.ts'
 import type { Transfer, WorkItem } from './worker.ts'
@@ -134,7 +134,8 @@ export type FromThread =
   | { type: 'transfer'; transfer: Transfer }
   | { type: 'update'; key: string; parsed: ParsedLimits }
   | { type: 'on429'; key: string; retryAfterMs: number | undefined; now: number }
-  | { type: 'sharedGet'; call: number; hash: string }
+  /** `id`: the item asking, whose transfer slot is lent while Redis answers (see `Away`). */
+  | { type: 'sharedGet'; call: number; hash: string; id: number | undefined }
   | { type: 'sharedSet'; hash: string; known: Known }
   | { type: 'libvips' }
 
@@ -185,6 +186,7 @@ type Held = {
   resolve(outcome: Outcome): void
   reject(error: Error): void
   downloaded(): void
+  away: Away | undefined
 }
 
 const PIPELINE_IDLE_MS = 30_000
@@ -224,7 +226,7 @@ export class ThreadPipeline implements Pipeline {
     return this.#link !== undefined
   }
 
-  readonly work: Work = (input, signal, downloaded) => {
+  readonly work: Work = (input, signal, downloaded, away) => {
     if (this.#closed) return Promise.reject(new ServiceError('cancelled', 'the pipeline is closed'))
     if (signal.aborted) return Promise.reject(signal.reason)
     clearTimeout(this.#idle)
@@ -232,7 +234,7 @@ export class ThreadPipeline implements Pipeline {
     const id = ++this.#ids
     const abort = () => link.outbox.send({ type: 'abort', id, reason: toWire(signal.reason) })
     return new Promise<Outcome>((resolve, reject) => {
-      this.#held.set(id, { link, resolve, reject, downloaded })
+      this.#held.set(id, { link, resolve, reject, downloaded, away })
       signal.addEventListener('abort', abort, { once: true })
       const { target, clientId } = input
       link.outbox.send({ type: 'start', id, item: { target, clientId } })
@@ -327,9 +329,10 @@ export class ThreadPipeline implements Pipeline {
         budgets.on429(message.key, message.retryAfterMs, message.now)
         return
       case 'sharedGet': {
-        const { call, hash } = message
+        const { call, hash, id } = message
         const reply = (answer: ToThread) => link.outbox.send(answer)
-        ;(shared ? shared.get(hash) : Promise.resolve(undefined)).then(
+        const away: Away = (id !== undefined && this.#held.get(id)?.away) || ((fn) => fn())
+        away(() => (shared ? shared.get(hash) : Promise.resolve(undefined))).then(
           (known) => reply({ type: 'shared', call, known }),
           (error: unknown) => reply({ type: 'shared', call, known: undefined, error: toWire(error) }),
         )

@@ -5,7 +5,7 @@
  * uploaded (or being prepared and uploaded) with the same credential reuses that link without
  * spending Imgur quota; if that other upload fails, the item makes its own attempt. In a fleet,
  * bytes this process has not seen are looked up in the fleet's table (`shared`) before uploading,
- * and every upload is told to it. Videos are streamed from the origin to Imgur as they arrive, so
+ * the item's transfer slot lent meanwhile (`away`), and every upload is told to it. Videos are streamed from the origin to Imgur as they arrive, so
  * their hash is only known once they are sent: they are not de-duplicated, and their own deadline
  * (VIDEO_TIMEOUT_MS) replaces the item's.
  */
@@ -18,7 +18,7 @@ import type { ImgurClient, Uploaded } from '../imgur/client.ts'
 import type { Sniffed } from '../media.ts'
 import { raceSignal, startDeadline } from '../signals.ts'
 import { formatDuration } from '../units.ts'
-import type { WorkInput } from './contract.ts'
+import type { Away, WorkInput } from './contract.ts'
 import type { Outcome } from './model.ts'
 import type { Known, Uploads } from './uploads.ts'
 
@@ -63,10 +63,11 @@ export async function processItem(
   input: WorkItem,
   signal: AbortSignal,
   downloaded: () => void = () => {},
+  away: Away = (fn) => fn(),
 ): Promise<Outcome> {
   const deadline = startDeadline(deps.itemTimeoutMs, signal)
   try {
-    return await attempt(deps, input, deadline.signal, downloaded, () => deadline.disarm())
+    return await attempt(deps, input, deadline.signal, downloaded, away, () => deadline.disarm())
   } catch (error) {
     if (!deadline.timedOut || signal.aborted) throw error
     throw new ServiceError(
@@ -84,6 +85,7 @@ async function attempt(
   input: WorkItem,
   signal: AbortSignal,
   downloaded: () => void,
+  away: Away,
   isVideo: () => void,
 ): Promise<Outcome> {
   const opened = await timed(
@@ -103,7 +105,7 @@ async function attempt(
   }
   // The host's download slot is freed as soon as the bytes are in, before converting and uploading.
   downloaded()
-  const outcome = await linkOf(deps, input, opened, signal)
+  const outcome = await linkOf(deps, input, opened, signal, away)
   // Nothing reads the bytes again (a retry downloads anew): freed now, they do not wait with every
   // other item's for V8's next full collection (README, Performance). Not after a failure: an
   // upload cut short may still be writing them.
@@ -117,6 +119,7 @@ async function linkOf(
   input: WorkItem,
   opened: Image,
   signal: AbortSignal,
+  away: Away,
 ): Promise<Outcome> {
   const { bytes } = opened
   const hash = `${deps.imgur.credentialKey(input.clientId)}:${createHash('sha256').update(bytes).digest('base64url')}`
@@ -131,7 +134,7 @@ async function linkOf(
     }
   }
 
-  const work = uploadOnce(deps, input, hash, opened, signal)
+  const work = uploadOnce(deps, input, hash, opened, signal, away)
   const shared = work.then((done) => done.known)
   // Items waiting on the same bytes see the failure; with none waiting it must not go unhandled.
   shared.catch(() => {})
@@ -155,8 +158,16 @@ async function uploadOnce(
   hash: string,
   { bytes, type }: { bytes: Buffer; type: Sniffed },
   signal: AbortSignal,
+  away: Away,
 ): Promise<{ known: Known; prepared?: Prepared }> {
-  const earlier = deps.shared && (await raceSignal(deps.shared.get(hash), signal))
+  const { shared } = deps
+  // Waiting for Redis is not a transfer: the item's slot serves another item meanwhile.
+  const earlier =
+    shared &&
+    (await raceSignal(
+      away(() => shared.get(hash)),
+      signal,
+    ))
   if (earlier) return { known: earlier }
   const prepared = await deps.preparer.prepare(bytes, type, signal)
   const upload = { bytes: prepared.bytes, mime: prepared.mime, filename: `image.${prepared.ext}` }

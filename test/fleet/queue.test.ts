@@ -10,6 +10,7 @@ import { connectRedis } from '../../src/fleet/redis.ts'
 import { RedisJobStore } from '../../src/fleet/store.ts'
 import type { JobStore, Work } from '../../src/jobs/contract.ts'
 import { createJob } from '../../src/jobs/model.ts'
+import { raceSignal } from '../../src/signals.ts'
 import { queueContract } from '../contract/queue.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
 
@@ -446,6 +447,118 @@ test('stopping: an item started and waiting for a transfer slot goes back to the
   const waiting =
     (await redis.llen(`${prefix}:items:wait`)) + (await redis.zcard(`${prefix}:items:prioritized`))
   assert.equal(waiting, 2, 'both are back in the queue')
+})
+
+test('an item’s lookup in the fleet’s table lends its transfer slot, which it takes back ahead of items not begun', async (t) => {
+  const events: string[] = []
+  const lookup = Promise.withResolvers<void>()
+  const second = Promise.withResolvers<void>()
+  const rest = Promise.withResolvers<void>()
+  const { queue, store } = await replica(
+    t,
+    { concurrency: 2, perHostConcurrency: 10 },
+    {
+      work: async ({ index }, signal, _downloaded, away) => {
+        const turn = events.filter((event) => event.startsWith('begin')).length
+        events.push(`begin ${index}`)
+        if (turn === 0) {
+          assert.ok(away, 'the fleet gives each transfer its `away`')
+          await away(() => raceSignal(lookup.promise, signal))
+          events.push(`back ${index}`)
+        } else {
+          await raceSignal(turn === 1 ? second.promise : rest.promise, signal)
+        }
+        return { link: `https://i.imgur.com/${index}.png`, reused: false }
+      },
+    },
+  )
+  const job = await queue.submit(OTHER_HOSTS.slice(0, 4), [])
+  await until(() => events.length === 3, 'a third transfer while the first waits for its lookup')
+  assert.equal(queue.active, 2)
+  lookup.resolve()
+  await sleep(100)
+  assert.equal(events.length, 3, 'no slot is free: the first waits for one, and so does the fourth')
+  second.resolve()
+  await until(() => events.length === 5, 'the second’s slot taken, then the first’s')
+  const firstIndex = events[0]?.split(' ')[1]
+  assert.equal(events[3], `back ${firstIndex}`, 'the first took the second’s slot, ahead of the fourth')
+  assert.match(events[4] ?? '', /^begin /, 'the fourth began once the first ended')
+  rest.resolve()
+  await queue.onIdle()
+  assert.deepEqual(
+    (await store.get(job.id))?.items.map((item) => item.state),
+    ['complete', 'complete', 'complete', 'complete'],
+  )
+  assert.equal(queue.active, 0)
+})
+
+test('an attempt that ends while its lookup waits for Redis does not keep the slot it takes back', async (t) => {
+  const lookup = Promise.withResolvers<void>()
+  let lent: Promise<void> | undefined
+  const transfers: number[] = []
+  const { queue, store } = await replica(
+    t,
+    { concurrency: 1, perHostConcurrency: 10 },
+    {
+      work: async ({ index }, _signal, _downloaded, away) => {
+        transfers.push(index)
+        if (lent !== undefined) return { link: `https://i.imgur.com/${index}.png`, reused: false }
+        // Its deadline, in the pipeline's thread, ends the attempt before Redis answers.
+        lent = away?.(() => lookup.promise)
+        lent?.catch(() => {})
+        throw new ServiceError('item_timeout', 'took too long')
+      },
+    },
+  )
+  const job = await queue.submit(OTHER_HOSTS.slice(0, 2), [])
+  await queue.onIdle()
+  assert.deepEqual(
+    (await store.get(job.id))?.items.map((item) => item.state),
+    ['failed', 'complete'],
+  )
+  lookup.resolve()
+  await lent
+  assert.equal(queue.active, 0, 'the slot taken back went back at once')
+  // The replica still transfers.
+  await queue.submit(OTHER_HOSTS.slice(2, 3), [])
+  await queue.onIdle()
+  assert.equal(transfers.length, 3)
+})
+
+test('a credential refused while an item’s lookup waits stops that item before its upload', async (t) => {
+  const lookup = Promise.withResolvers<void>()
+  const uploads: number[] = []
+  let calls = 0
+  const { queue, store } = await replica(
+    t,
+    { concurrency: 1, perHostConcurrency: 10 },
+    {
+      work: async ({ index }, signal, _downloaded, away) => {
+        calls += 1
+        if (calls === 1) {
+          await away?.(() => raceSignal(lookup.promise, signal))
+          uploads.push(index)
+          return { link: `https://i.imgur.com/${index}.png`, reused: false }
+        }
+        throw new ServiceError('imgur_client_id_refused', 'Imgur refused the client id')
+      },
+    },
+  )
+  const job = await queue.submit(OTHER_HOSTS.slice(0, 2), [])
+  await until(
+    async () => (await store.get(job.id))?.items.some((item) => item.state === 'failed') === true,
+    'the second item refused while the first waits for its lookup',
+  )
+  lookup.resolve()
+  await queue.onIdle()
+  assert.deepEqual(uploads, [], 'the first never uploads')
+  assert.deepEqual(
+    (await store.get(job.id))?.items.map((item) => [item.state, item.reason?.code]),
+    [
+      ['failed', 'imgur_client_id_refused'],
+      ['failed', 'imgur_client_id_refused'],
+    ],
+  )
 })
 
 test('a cancel that arrives while the store starts an item stops it before its transfer begins', async (t) => {

@@ -110,6 +110,38 @@ test("bytes in the fleet's table reuse its link without an upload", async () => 
   assert.deepEqual(a.deps.uploads.get(hash), earlier, 'the local table remembers it too')
 })
 
+test('the lookup in the fleet’s table runs in `away`, once the download has ended and before the upload', async () => {
+  const a = replica()
+  const { url } = image(110, a.client)
+  const seen: string[] = []
+  const before = uploads()
+  const deps: WorkerDeps = {
+    ...a.deps,
+    shared: {
+      get: (hash) => {
+        seen.push('get')
+        return a.shared.get(hash)
+      },
+      set: (hash, known) => a.shared.set(hash, known),
+    },
+  }
+  const outcome = await processItem(
+    deps,
+    { target: url, clientId: undefined },
+    new AbortController().signal,
+    () => seen.push('downloaded'),
+    async (fn) => {
+      seen.push('away')
+      const known = await fn()
+      seen.push(`back, ${uploads() - before} uploads`)
+      return known
+    },
+  )
+  assert.equal(outcome.reused, false)
+  assert.deepEqual(seen, ['downloaded', 'away', 'get', 'back, 0 uploads'])
+  assert.equal(uploads(), before + 1)
+})
+
 test('an image uploaded by one replica is reused by another', async () => {
   const [a, b] = [replica(), replica()]
   const { url, hash } = image(102, a.client)

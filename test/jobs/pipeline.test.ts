@@ -11,6 +11,7 @@ import type { BudgetLedger, ParsedLimits } from '../../src/budgets.ts'
 import { loadConfig } from '../../src/config.ts'
 import { ServiceError } from '../../src/errors.ts'
 import { createImgurClient } from '../../src/imgur/client.ts'
+import type { Away } from '../../src/jobs/contract.ts'
 import {
   imgurOptions,
   type PipelineLinks,
@@ -69,10 +70,13 @@ function start(options: ThreadOptions = {}, shared?: PipelineLinks['shared']) {
     { budgets, shared, observe: (transfer) => told.push({ transfer }) },
     { onCrash: (error) => crashes.push(error), ...options },
   )
-  const run = (target: string, signal = new AbortController().signal) => {
+  const run = (target: string, signal = new AbortController().signal, away?: Away) => {
     const downloaded: string[] = []
-    const outcome = pipeline.work({ jobId: 'j', index: 0, target, clientId: undefined }, signal, () =>
-      downloaded.push(target),
+    const outcome = pipeline.work(
+      { jobId: 'j', index: 0, target, clientId: undefined },
+      signal,
+      () => downloaded.push(target),
+      away,
     )
     return { outcome, downloaded }
   }
@@ -224,6 +228,40 @@ test("the fleet's table is asked through the main thread: a known link is reused
   assert.equal(sets.length, 1)
   const { link, imageId, deletehash } = fresh
   assert.deepEqual(table.get(sets[0] ?? ''), { link, imageId, deletehash })
+})
+
+test("each item's lookup in the fleet's table runs in that item's `away`, on the main thread", async (t) => {
+  /** Which item's `away` is calling its function right now (the lookup is asked at once). */
+  let inside: string | undefined
+  const asked: Array<string | undefined> = []
+  const { pipeline, run } = start(
+    {},
+    {
+      get: async () => {
+        asked.push(inside)
+        return undefined
+      },
+      set: async () => {},
+    },
+  )
+  t.after(() => pipeline.close())
+  const awayOf =
+    (name: string): Away =>
+    (fn) => {
+      inside = name
+      try {
+        return fn()
+      } finally {
+        inside = undefined
+      }
+    }
+  const [first, second] = await Promise.all([
+    run(`${origin.url}/img/40.png`, undefined, awayOf('first')).outcome,
+    run(`${origin.url}/img/41.png`, undefined, awayOf('second')).outcome,
+  ])
+  assert.equal(first.reused, false)
+  assert.equal(second.reused, false)
+  assert.deepEqual(asked.sort(), ['first', 'second'])
 })
 
 test("when the fleet's table cannot answer, the item fails with that error", async (t) => {
