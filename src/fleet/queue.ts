@@ -14,7 +14,7 @@ import { type Job as BullJob, DelayedError, Queue, WaitingError, Worker } from '
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Reservation } from '../budgets.ts'
-import { type ErrorCode, isServiceError, ServiceError } from '../errors.ts'
+import { isServiceError, ServiceError } from '../errors.ts'
 import { admit } from '../jobs/admission.ts'
 import type { Away, JobQueue, JobStore, JobView, QueueEvents, Refusal, Work } from '../jobs/contract.ts'
 import type { JobOptions, Outcome, Reason } from '../jobs/model.ts'
@@ -475,9 +475,12 @@ export class FleetQueue extends EventEmitter<QueueEvents> implements JobQueue {
         // The attempt ended meanwhile (its deadline, in the pipeline's thread): nothing keeps the slot.
         if (ended) back()
         else freeTransfer = back
-        // Imgur refused the credential meanwhile: the item stops before its upload.
+        // Imgur refused the credential meanwhile: the item stops before its upload, failing as the
+        // refused items did (the one code that fails the rest, src/errors.ts).
         const refusedMeanwhile = ended ? undefined : this.#refusedAfter(key, looked)
-        if (refusedMeanwhile !== undefined) throw refusalError(refusedMeanwhile)
+        if (refusedMeanwhile !== undefined) {
+          throw new ServiceError('imgur_client_id_refused', refusedMeanwhile.message)
+        }
         return answer
       }
       try {
@@ -618,11 +621,6 @@ function urlOf(data: ItemData): string {
 const UNQUEUED: Reason = {
   code: 'store_unavailable',
   message: 'the job could not be queued: Redis could not be reached',
-}
-
-/** A refusal seen by this replica (#failed recorded it from a ServiceError), to fail an item with. */
-function refusalError(reason: Reason): ServiceError {
-  return new ServiceError(reason.code as ErrorCode, reason.message)
 }
 
 function unavailable(cause: unknown): ServiceError {
