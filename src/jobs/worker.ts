@@ -5,9 +5,9 @@
  * uploaded (or being prepared and uploaded) with the same credential reuses that link without
  * spending Imgur quota; if that other upload fails, the item makes its own attempt. In a fleet,
  * bytes this process has not seen are looked up in the fleet's table (`shared`) before uploading,
- * the item's transfer slot lent meanwhile (`away`), and every upload is told to it. Videos are streamed from the origin to Imgur as they arrive, so
- * their hash is only known once they are sent: they are not de-duplicated, and their own deadline
- * (VIDEO_TIMEOUT_MS) replaces the item's.
+ * the item's transfer slot lent meanwhile (`away`), and every upload is told to it. Videos are
+ * streamed from the origin to Imgur as they arrive, so their hash is only known once they are
+ * sent: they are not de-duplicated, and their own deadline (VIDEO_TIMEOUT_MS) replaces the item's.
  */
 import { createHash } from 'node:crypto'
 import type { Prepared, Preparer } from '../convert/prepare.ts'
